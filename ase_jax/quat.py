@@ -100,8 +100,10 @@ def from_exp_map(e):
 def slerp(q0, q1, t):
     """Spherical interpolation with ASE's edge cases (`torch_utils.slerp`).
 
-    Takes the short path (flips q1 when dot < 0); returns q0 when |cos| >= 1 and the mean of the
-    two when sin(half angle) < 1e-3. `t` broadcasts against the leading dims of q0.
+    Takes the short path (flips q1 when dot < 0) and returns q0 when |cos| >= 1. Where
+    sin(half angle) < 1e-3 the reference returns the mean of the two whatever t is; we use the
+    normalised linear interpolation instead, so that t = 0 gives q0 and t = 1 gives q1 exactly (the
+    two differ by under 1e-3 rad). `t` broadcasts against the leading dims of q0.
     """
     xp = _xp(q0, q1, t)
     t = xp.asarray(t)[..., None]
@@ -114,7 +116,9 @@ def slerp(q0, q1, t):
     ratio_a = xp.sin((1 - t) * half) / safe_sin
     ratio_b = xp.sin(t * half) / safe_sin
     out = ratio_a * q0 + ratio_b * q1
-    out = xp.where(xp.abs(sin_half) < 1e-3, 0.5 * q0 + 0.5 * q1, out)
+    nlerp = (1 - t) * q0 + t * q1
+    nlerp = nlerp / xp.linalg.norm(nlerp, axis=-1, keepdims=True)
+    out = xp.where(xp.abs(sin_half) < 1e-3, nlerp, out)
     return xp.where(xp.abs(cos_half) >= 1.0, q0, out)
 
 

@@ -1,0 +1,59 @@
+"""Shared test setup: JAX's persistent compilation cache and session-scoped fixtures.
+
+MJX programs take tens of seconds to compile on a 2-core CPU, so every compiled program is built
+once per session (session-scoped fixtures) and cached on disk across sessions (ASE_JAX_TEST_CACHE,
+default `.jax_cache/` in the repo, which is git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_DATA = REPO_ROOT.parent / "shared" / "reference" / "ase_data"
+REALLUSION_YAML = REFERENCE_DATA / "motions" / "reallusion_sword_shield" / "dataset_reallusion_sword_shield.yaml"
+BUNDLED_YAML = REPO_ROOT / "motions" / "bundled" / "dataset.yaml"
+
+jax.config.update("jax_compilation_cache_dir", os.environ.get("ASE_JAX_TEST_CACHE", str(REPO_ROOT / ".jax_cache")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def require_reference_data() -> Path:
+    """The ASE reference data folder, or a visible skip when this checkout has none beside it."""
+    if not REALLUSION_YAML.is_file():
+        pytest.skip(f"ASE reference data not found at {REFERENCE_DATA} (expected ../shared beside the repo)")
+    return REFERENCE_DATA
+
+
+@pytest.fixture(scope="session")
+def sword_shield():
+    from ase_jax.character import load_character
+
+    return load_character("sword_shield")
+
+
+@pytest.fixture(scope="session")
+def amp_humanoid():
+    from ase_jax.character import load_character
+
+    return load_character("amp_humanoid")
+
+
+@pytest.fixture(scope="session")
+def reallusion_dataset(sword_shield):
+    require_reference_data()
+    from ase_jax.motions.dataset import load_dataset
+
+    return load_dataset(REALLUSION_YAML, sword_shield)
+
+
+@pytest.fixture(scope="session")
+def reallusion_lib(reallusion_dataset, sword_shield):
+    from ase_jax.motions.library import build_motion_lib
+
+    return build_motion_lib(reallusion_dataset, sword_shield)

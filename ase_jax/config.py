@@ -37,6 +37,23 @@ def _non_negative(v):
     return None if v >= 0 else "must be >= 0"
 
 
+def _at_least(lo):
+    return lambda v: None if v >= lo else f"must be >= {lo}"
+
+
+def _probability(v):
+    return None if 0.0 <= v <= 1.0 else "must be a probability in [0, 1]"
+
+
+def _one_of(*choices):
+    def check(v):
+        if v in choices:
+            return None
+        close = difflib.get_close_matches(v, choices, n=1)
+        return f"must be one of {list(choices)}" + (f"; did you mean '{close[0]}'?" if close else "")
+    return check
+
+
 def _character(v):
     from ase_jax.character import CHARACTERS
 
@@ -55,6 +72,21 @@ class Config:
     workdir: str = _field("runs/default", "folder for checkpoints, metrics and logs")
     num_envs: int = _field(4096, "number of simulated characters", _positive)
     demo_history: int = _field(10, "frames in the discriminator's observation history (numAMPObsSteps)", _positive)
+
+    # --- environment (facts sheet sections 0.3, 4 and 8) ---
+    episode_length: int = _field(300, "control steps per episode (an episode ends at episode_length - 1)", _at_least(3))
+    physics_steps_per_control_step: int = _field(4, "MuJoCo steps of 1/120 s per 30 Hz policy step", _positive)
+    state_init: str = _field("hybrid", "initial states: default (spawn pose), reference (motion data) or hybrid",
+                             _one_of("default", "reference", "hybrid"))
+    hybrid_init_prob: float = _field(0.5, "probability of a reference-state start under hybrid init", _probability)
+    fall_init_prob: float = _field(0.1, "probability of starting from a fallen pose", _probability)
+    recovery_episode_prob: float = _field(0.2, "probability that a fall continues as a get-up episode", _probability)
+    recovery_steps: int = _field(60, "control steps in which a get-up episode cannot end", _non_negative)
+    num_fall_states: int = _field(512, "fallen poses generated at start-up for fall initialisation", _positive)
+    early_termination: bool = _field(True, "end an episode when a non-foot body touches the ground low down")
+    solver_iterations: int = _field(4, "MuJoCo constraint solver iterations", _positive)
+    solver_ls_iterations: int = _field(8, "MuJoCo solver line-search iterations", _positive)
+    mjx_impl: str = _field("jax", "MJX implementation: jax (everywhere) or warp (NVIDIA GPUs)", _one_of("jax", "warp"))
 
     def resolve_path(self, value: str) -> Path:
         path = Path(value).expanduser()

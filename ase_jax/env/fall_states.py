@@ -1,0 +1,38 @@
+"""Fallen poses for fall initialisation and get-up training (facts sheet section 4.5).
+
+Built once at start-up on the CPU with C MuJoCo (multi-threaded `mujoco.rollout`): each pose starts
+from the spawn pose with a uniformly random root orientation, holds random actions U(-0.5, 0.5)
+for 150 physics steps (1.25 s) and keeps the final root and joint positions; velocities are zero.
+The reference drops the character from its spawn height of 0.89 m, where a random orientation can
+put limbs into the floor; we drop it from 1.3 m so that MuJoCo's contact solver is not handed
+deep penetrations.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+from mujoco import rollout
+
+from ase_jax.character import Character
+
+DROP_HEIGHT = 1.3
+HOLD_STEPS = 150
+
+
+def make_fall_states(character: Character, num: int, seed: int = 0) -> np.ndarray:
+    """(num, nq) qpos of fallen characters."""
+    model = character.model
+    data = mujoco.MjData(model)
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state = np.zeros(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, data, state, spec)
+    rng = np.random.default_rng(seed)
+    init = np.repeat(state[None], num, axis=0)
+    rot = rng.normal(size=(num, 4))
+    init[:, 1 + 2] = DROP_HEIGHT  # state layout: time, qpos, qvel, ...
+    init[:, 1 + 3: 1 + 7] = rot / np.linalg.norm(rot, axis=-1, keepdims=True)
+    actions = rng.uniform(-0.5, 0.5, (num, 1, model.nu))
+    ctrl = np.repeat(character.pd_offset + character.pd_scale * actions, HOLD_STEPS, axis=1)
+    states, _ = rollout.rollout(model, data, init, ctrl)
+    return states[:, -1, 1: 1 + model.nq].copy()

@@ -1,0 +1,204 @@
+"""The ASE humanoid environment: jittable reset and step over one MJX character.
+
+Functions act on one environment; vmap them over many (`jax.vmap(env.step)`), as in MuJoCo
+Playground. One policy step holds the PD targets for `physics_steps_per_control_step` MuJoCo steps
+(4 x 1/120 s = 1/30 s), then computes observations, termination and, for ended episodes, a fresh
+initial state, all inside the same jitted function (facts sheet sections 3-4).
+
+We do not use brax's AutoResetWrapper: it resets to the episode's first state, whereas ASE draws a
+new initial state (reference, default, fallen or a get-up continuation) at every reset and needs
+the observations from before the reset for bootstrapping and discriminator rewards.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from flax import struct
+from mujoco import mjx
+
+from ase_jax import quat
+from ase_jax.character import Character
+from ase_jax.config import Config
+from ase_jax.env import observations as obs_lib
+from ase_jax.env.fall_states import make_fall_states
+from ase_jax.motions import library as ml
+
+
+@struct.dataclass
+class EnvState:
+    data: mjx.Data
+    obs: jax.Array  # (253,) policy observation for the next action (after any reset)
+    amp_obs: jax.Array  # (H, 140) discriminator history for the next step, newest first
+    next_obs: jax.Array  # policy observation right after the last step, before any reset
+    next_amp_obs: jax.Array  # (H, 140) history right after the last step, before any reset
+    done: jax.Array  # the last step ended the episode (terminated or timed out)
+    terminated: jax.Array  # ended by a fall or a non-finite state: do not bootstrap
+    step_count: jax.Array  # control steps into the current episode
+    recovery_count: jax.Array  # control steps left in which the episode cannot end (get-up)
+    key: jax.Array
+    metrics: dict
+
+
+def body_velocities(model: mjx.Model, data: mjx.Data):
+    """World linear velocity of each body's origin and its angular velocity, (nbody-1, 3) each.
+
+    MuJoCo's cvel is a spatial velocity about the subtree centre of mass of the body's root;
+    v(p) = v(c) + w x (p - c) moves it to the body origin (as mj_objectVelocity does).
+    """
+    ang = data.cvel[1:, :3]
+    offset = data.xpos[1:] - data.subtree_com[jnp.asarray(model.body_rootid)[1:]]
+    return data.cvel[1:, 3:] + jnp.cross(ang, offset), ang
+
+
+class HumanoidEnv:
+    """ASE's humanoid with reference-state, default, hybrid and fall initialisation."""
+
+    def __init__(self, config: Config, character: Character, motion_lib: ml.MotionLib | None = None):
+        if config.state_init != "default" and motion_lib is None:
+            raise ValueError(f"state_init='{config.state_init}' needs a motion library")
+        self.config = config
+        self.character = character
+        self.motion_lib = motion_lib
+        model = mujoco.MjModel.from_xml_path(str(character.xml_path))
+        model.opt.iterations = config.solver_iterations
+        model.opt.ls_iterations = config.solver_ls_iterations
+        self.mj_model = model
+        self.mjx_model = mjx.put_model(model, impl=config.mjx_impl)
+        self.control_dt = config.physics_steps_per_control_step * model.opt.timestep
+        self.history = config.demo_history
+        self.obs_size = obs_lib.policy_obs_size(character)
+        self.amp_obs_size = obs_lib.amp_obs_size(character)
+        self.action_size = character.num_actions
+
+        self._pd_offset = jnp.asarray(character.pd_offset, jnp.float32)
+        self._pd_scale = jnp.asarray(character.pd_scale, jnp.float32)
+        self._termination_height = jnp.asarray(character.termination_heights, jnp.float32)
+        is_contact_body = np.zeros(character.num_bodies, bool)
+        is_contact_body[list(character.contact_body_ids)] = True
+        self._is_contact_body = jnp.asarray(is_contact_body)
+        self._geom_body = jnp.asarray(model.geom_bodyid, jnp.int32) - 1  # -1: the world (floor)
+        self._default_qpos = jnp.asarray(model.qpos0, jnp.float32)
+        self._fall_qpos = jnp.asarray(make_fall_states(character, config.num_fall_states, config.seed), jnp.float32)
+        self._blank_data = mjx.make_data(self.mjx_model)
+
+    # --- observations and termination ---------------------------------------------------------
+
+    def _observe(self, data: mjx.Data):
+        vel, ang_vel = body_velocities(self.mjx_model, data)
+        policy = obs_lib.policy_obs(data.xpos[1:], data.xquat[1:], vel, ang_vel)
+        frame = obs_lib.amp_obs_frame(data.qpos, data.qvel, data.xpos[1:], self.character)
+        return policy, frame
+
+    def _body_contacts(self, data: mjx.Data) -> jax.Array:
+        """(B,) whether each body touches something (penetration depth > 0 on any of its geoms).
+
+        MJX keeps a fixed list of candidate contacts with their signed distances; a negative
+        distance is an active contact with a positive normal force, our stand-in for the
+        reference's contact force > 0.1 N. (MJX exposes the contact list only on its `_impl`.)
+        """
+        contact = data._impl.contact
+        touching = contact.dist < 0
+        bodies = self._geom_body[contact.geom]  # (ncon, 2)
+        flags = jnp.zeros(self.character.num_bodies + 1, bool)  # last slot collects the world
+        for side in range(2):
+            flags = flags.at[bodies[:, side]].max(touching)
+        return flags[:-1]
+
+    def _has_fallen(self, data: mjx.Data) -> jax.Array:
+        """Facts 4.3: a non-foot body touches something AND a non-foot body is below its height."""
+        not_feet = ~self._is_contact_body
+        contact = jnp.any(self._body_contacts(data) & not_feet)
+        low = jnp.any((data.xpos[1:, 2] < self._termination_height) & not_feet)
+        return contact & low
+
+    # --- initial states -----------------------------------------------------------------------
+
+    def _with_state(self, data: mjx.Data, qpos, qvel) -> mjx.Data:
+        data = data.replace(qpos=qpos, qvel=qvel, qacc_warmstart=jnp.zeros_like(data.qacc_warmstart))
+        data = mjx.kinematics(self.mjx_model, data)
+        data = mjx.com_pos(self.mjx_model, data)
+        return mjx.com_vel(self.mjx_model, data)
+
+    def _initial_state(self, key, data: mjx.Data, terminated, bad):
+        """A fresh start for one env: (data, obs, amp history, recovery count), facts 4.4-4.5."""
+        k_mode, k_fall, k_ref = jax.random.split(key, 3)
+        u = jax.random.uniform(k_mode, (3,))
+        recovery = terminated & ~bad & (u[0] < self.config.recovery_episode_prob)
+        fall = ~recovery & (u[1] < self.config.fall_init_prob)
+        qpos = jnp.where(fall, self._fall_qpos[jax.random.randint(k_fall, (), 0, self._fall_qpos.shape[0])],
+                         self._default_qpos)
+        qvel = jnp.zeros(self.mjx_model.nv)
+        use_ref = jnp.asarray(False)
+        if self.motion_lib is not None and self.config.state_init != "default":
+            ref_prob = 1.0 if self.config.state_init == "reference" else self.config.hybrid_init_prob
+            use_ref = ~recovery & ~fall & (u[2] < ref_prob)
+            k_clip, k_time = jax.random.split(k_ref)
+            clip = ml.sample_clips(self.motion_lib, k_clip)
+            times = ml.history_times(ml.sample_times(self.motion_lib, k_time, clip), self.history, self.control_dt)
+            ref = ml.state_at(self.motion_lib, jnp.full(times.shape, clip), times)
+            qpos = jnp.where(use_ref, ref.qpos[0], qpos)
+            qvel = jnp.where(use_ref, ref.qvel[0], qvel)
+        qpos = jnp.where(recovery, data.qpos, qpos)
+        qvel = jnp.where(recovery, data.qvel, qvel)
+        new = self._with_state(data, qpos, qvel)
+        policy, frame = self._observe(new)
+        history = jnp.broadcast_to(frame, (self.history, frame.shape[0]))
+        if self.motion_lib is not None and self.config.state_init != "default":
+            ref_history = jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None))(
+                ref.qpos, ref.qvel, ref.body_pos, self.character)
+            history = jnp.where(use_ref, ref_history, history)
+        recovery_count = jnp.where(recovery | fall, self.config.recovery_steps, 0)
+        return new, policy, history, recovery_count
+
+    # --- the API -------------------------------------------------------------------------------
+
+    def reset(self, key: jax.Array) -> EnvState:
+        key, k_init = jax.random.split(key)
+        data, policy, history, recovery_count = self._initial_state(
+            k_init, self._blank_data, jnp.asarray(False), jnp.asarray(False))
+        zero = jnp.zeros((), jnp.float32)
+        return EnvState(data=data, obs=policy, amp_obs=history, next_obs=policy, next_amp_obs=history,
+                        done=zero, terminated=zero, step_count=jnp.zeros((), jnp.int32),
+                        recovery_count=jnp.asarray(recovery_count, jnp.int32), key=key,
+                        metrics={"episode_length": zero, "nonfinite": zero})
+
+    def step(self, state: EnvState, action: jax.Array) -> EnvState:
+        bad_action = ~jnp.all(jnp.isfinite(action))
+        action = jnp.where(bad_action, 0.0, jnp.clip(action, -1.0, 1.0))
+        data = state.data.replace(ctrl=self._pd_offset + self._pd_scale * action)
+        data = jax.lax.fori_loop(0, self.config.physics_steps_per_control_step,
+                                 lambda _, d: mjx.step(self.mjx_model, d), data)
+        policy, frame = self._observe(data)
+        bad = bad_action | ~jnp.all(jnp.isfinite(data.qpos)) | ~jnp.all(jnp.isfinite(data.qvel)) \
+            | ~jnp.all(jnp.isfinite(policy))
+        policy = jnp.where(bad, 0.0, policy)
+        history = jnp.where(bad, 0.0, jnp.concatenate([frame[None], state.amp_obs[:-1]], axis=0))
+
+        step_count = state.step_count + 1
+        recovering = state.recovery_count > 0
+        fallen = self._has_fallen(data) & (step_count > 1) & ~recovering if self.config.early_termination else False
+        terminated = fallen | bad
+        timed_out = (step_count >= self.config.episode_length - 1) & ~recovering
+        done = terminated | timed_out
+
+        key, k_init = jax.random.split(state.key)
+        init_data, init_policy, init_history, init_recovery = self._initial_state(k_init, data, terminated, bad)
+        pick = lambda a, b: jnp.where(done, a, b)
+        data = jax.tree.map(pick, init_data, data)
+        f32 = lambda x: jnp.asarray(x, jnp.float32)
+        return EnvState(
+            data=data,
+            obs=pick(init_policy, policy),
+            amp_obs=pick(init_history, history),
+            next_obs=policy,
+            next_amp_obs=history,
+            done=f32(done),
+            terminated=f32(terminated),
+            step_count=jnp.where(done, 0, step_count).astype(jnp.int32),
+            recovery_count=jnp.where(done, init_recovery, jnp.maximum(state.recovery_count - 1, 0)).astype(jnp.int32),
+            key=key,
+            metrics={"episode_length": f32(jnp.where(done, step_count, 0)), "nonfinite": f32(bad)},
+        )

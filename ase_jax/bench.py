@@ -1,10 +1,17 @@
-"""`python -m ase_jax.bench env [--num_envs=N] [--steps=K] [--config=NAME] [--key=value ...]`.
+"""Benchmarks; each prints one JSON line.
 
-Prints one JSON line: the device, compile times, env steps per second of our environment (physics
+    python -m ase_jax.bench env   [--steps=K] [--config=NAME] [--key=value ...]
+    python -m ase_jax.bench train [--iterations=K] [--config=NAME] [--key=value ...]
+
+`env` prints: the device, compile times, env steps per second of our environment (physics
 + PD + observations + termination + auto-reset), and the same for a bare `mjx.step` loop doing the
 same physics on the same model in the same process; `overhead` is how many times slower the
 environment is than bare physics. Compile times are cold unless JAX's persistent cache is enabled
 in the environment (JAX_COMPILATION_CACHE_DIR).
+
+`train` prints the compile time of one full pre-training iteration (rollout + encoder,
+discriminator and PPO updates), its env steps per second, and the share of the iteration spent in
+the rollout (timed separately with the same state) versus the updates.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import time
 
 import jax
 import jax.numpy as jnp
-from mujoco import mjx
+from ase_jax.mjx_import import mjx
 
 from ase_jax.character import load_character
 from ase_jax.config import config_from_args
@@ -83,22 +90,54 @@ def bench_env(config, steps: int) -> dict:
     return result
 
 
+def bench_train(config, iterations: int) -> dict:
+    from ase_jax.agents.ase.train import make_train_fns
+
+    env = make_env(config)
+    fns = make_train_fns(config, env)
+    state = fns.init(jax.random.PRNGKey(config.seed))
+    jax.block_until_ready(state)
+    start = time.perf_counter()
+    state, _ = jax.block_until_ready(fns.step(state))
+    first_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(iterations):
+        state, _ = fns.step(state)
+    jax.block_until_ready(state)
+    iteration_s = (time.perf_counter() - start) / iterations
+
+    jax.block_until_ready(fns.rollout(state))  # compile
+    start = time.perf_counter()
+    for _ in range(iterations):
+        jax.block_until_ready(fns.rollout(state))
+    rollout_s = (time.perf_counter() - start) / iterations
+    steps = config.num_envs * config.horizon
+    return {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
+            "num_devices": fns.num_devices, "jax": jax.__version__, "num_envs": config.num_envs,
+            "horizon": config.horizon, "minibatch_size": config.minibatch_size, "mini_epochs": config.mini_epochs,
+            "compile_s": round(first_s - iteration_s, 2), "iteration_s": round(iteration_s, 4),
+            "env_steps_per_s": round(steps / iteration_s, 1),
+            "rollout_share": round(rollout_s / iteration_s, 3), "update_share": round(1 - rollout_s / iteration_s, 3)}
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("env",):
+    if not argv or argv[0] not in ("env", "train"):
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    steps = 100
+    steps, iterations = 100, 3
     flags = []
     for arg in rest:
         if arg.startswith("--steps="):
             steps = int(arg.split("=", 1)[1])
+        elif arg.startswith("--iterations="):
+            iterations = int(arg.split("=", 1)[1])
         else:
             flags.append(arg)
     try:
         config = config_from_args(flags)
-        result = bench_env(config, steps)
+        result = bench_env(config, steps) if command == "env" else bench_train(config, iterations)
     except AseInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

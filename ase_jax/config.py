@@ -88,6 +88,62 @@ class Config:
     solver_ls_iterations: int = _field(8, "MuJoCo solver line-search iterations", _positive)
     mjx_impl: str = _field("jax", "MJX implementation: jax (everywhere) or warp (NVIDIA GPUs)", _one_of("jax", "warp"))
 
+    # --- ASE learning (facts sheet sections 5 and 8; reference: ase_humanoid.yaml) ---
+    total_steps: int = _field(10_000_000_000, "environment steps (all envs) to train for", _positive)
+    horizon: int = _field(32, "rollout length per iteration (horizon_length)", _positive)
+    mini_epochs: int = _field(6, "passes over each rollout batch", _positive)
+    minibatch_size: int = _field(16384, "samples per gradient step (must divide num_envs x horizon)", _positive)
+    learning_rate: float = _field(2e-5, "Adam learning rate (one optimiser for all networks)", _positive)
+    max_grad_norm: float = _field(0.0, "global gradient-norm clip; 0 disables it (the reference does not clip)",
+                                  _non_negative)
+    gamma: float = _field(0.99, "discount", _probability)
+    gae_lambda: float = _field(0.95, "GAE lambda (tau)", _probability)
+    ppo_clip: float = _field(0.2, "PPO ratio clip (e_clip)", _positive)
+    critic_coef: float = _field(5.0, "value loss weight", _non_negative)
+    bounds_coef: float = _field(10.0, "action-bounds loss weight", _non_negative)
+    disc_coef: float = _field(5.0, "discriminator loss weight", _non_negative)
+    enc_coef: float = _field(5.0, "encoder loss weight", _non_negative)
+    diversity_coef: float = _field(0.01, "diversity loss weight (amp_diversity_bonus); 0 disables it", _non_negative)
+    diversity_target: float = _field(1.0, "target of the diversity bonus (amp_diversity_tar)", _non_negative)
+    disc_logit_reg: float = _field(0.01, "penalty on the discriminator's logit-layer weights", _non_negative)
+    disc_grad_penalty: float = _field(5.0, "gradient penalty on demo samples", _non_negative)
+    disc_weight_decay: float = _field(1e-4, "L2 penalty on discriminator weights", _non_negative)
+    disc_reward_scale: float = _field(2.0, "scale of -log(1 - D)", _non_negative)
+    enc_reward_scale: float = _field(1.0, "scale of the encoder reward", _non_negative)
+    task_reward_w: float = _field(0.0, "weight of the task reward", _non_negative)
+    disc_reward_w: float = _field(0.5, "weight of the discriminator reward", _non_negative)
+    enc_reward_w: float = _field(0.5, "weight of the skill-discovery (encoder) reward; 0 disables it", _non_negative)
+    amp_minibatch_size: int = _field(4096, "agent, replay and demo rows per discriminator/encoder step", _positive)
+    replay_buffer_size: int = _field(200_000, "past agent discriminator observations kept", _positive)
+    replay_keep_prob: float = _field(0.01, "share of new agent samples stored once the replay buffer is full",
+                                     _probability)
+    latent_dim: int = _field(64, "skill latent size", _positive)
+    latent_steps_min: int = _field(1, "fewest control steps before a latent is resampled", _positive)
+    latent_steps_max: int = _field(150, "latents are held for randint(min, max) steps (max exclusive)", _positive)
+    eps_greedy: bool = _field(True, "the reference's split of stochastic and deterministic envs")
+    action_log_std: float = _field(-2.9, "fixed log standard deviation of the Gaussian policy")
+    actor_units: list = _field((1024, 1024, 512), "actor MLP sizes", None)
+    style_units: list = _field((512, 256), "actor style-branch MLP sizes", None)
+    critic_units: list = _field((1024, 1024, 512), "critic MLP sizes", None)
+    disc_units: list = _field((1024, 1024, 512), "discriminator/encoder trunk sizes", None)
+    normalize_obs_clip: float = _field(5.0, "clamp of normalised observations", _positive)
+
+    # --- run bookkeeping ---
+    checkpoint_every: int = _field(100, "iterations between checkpoints", _positive)
+    keep_checkpoints: int = _field(3, "most recent checkpoints kept", _positive)
+    log_every: int = _field(1, "iterations between metric logs", _positive)
+
+    def __post_init__(self):
+        batch = self.num_envs * self.horizon
+        if batch % self.minibatch_size:
+            raise ConfigError(f"minibatch_size={self.minibatch_size} must divide num_envs x horizon = {batch}")
+        if self.amp_minibatch_size > self.minibatch_size:
+            raise ConfigError(f"amp_minibatch_size={self.amp_minibatch_size} must be <= minibatch_size="
+                              f"{self.minibatch_size}")
+        if self.latent_steps_max <= self.latent_steps_min:
+            raise ConfigError(f"latent_steps_max={self.latent_steps_max} must be > latent_steps_min="
+                              f"{self.latent_steps_min} (randint upper bound is exclusive)")
+
     def resolve_path(self, value: str) -> Path:
         path = Path(value).expanduser()
         if path.is_absolute() or path.exists():
@@ -107,6 +163,11 @@ def _check_value(key: str, value, source: str):
     want = typing.get_type_hints(Config)[key]
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if want is list:
+        if not isinstance(value, (list, tuple)) or not value or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            raise ConfigError(f"{source}: '{key}' must be a non-empty list of positive integers, got {value!r}")
+        return tuple(value)
     if not isinstance(value, want) or (want is int and isinstance(value, bool)):
         raise ConfigError(f"{source}: '{key}' must be {want.__name__}, got {value!r} ({type(value).__name__})")
     check = f.metadata.get("check")

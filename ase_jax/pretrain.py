@@ -1,46 +1,123 @@
 """`python -m ase_jax.pretrain [--config=NAME] [--key=value ...]`: ASE pre-training (stage 1).
 
-Until the training loop lands (issue 6), this loads the character and the motion dataset, builds the
-motion library on the default device and draws jitted reference-state and demo-history batches from
-it, reporting what it did.
+Trains the low-level policy, value function, discriminator and skill encoder on a motion dataset
+(the bundled motions by default). Writes TensorBoard scalars and `metrics.jsonl`, saves orbax
+checkpoints into `--workdir` every `checkpoint_every` iterations and at the end, and resumes from
+the latest checkpoint there when rerun.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
+import json
+import math
+import platform
 import sys
 import time
+from pathlib import Path
 
 import jax
+import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
-from ase_jax.config import config_from_args
+from ase_jax.checkpoint import Checkpointer, check_compatible
+from ase_jax.config import Config, config_from_args, to_dict
+from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
-from ase_jax.motions import library as ml
 from ase_jax.motions.dataset import load_dataset
+from ase_jax.motions.library import build_motion_lib
+from ase_jax.run_log import RunLogger
+
+PACKAGES = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "brax", "flax", "optax", "orbax-checkpoint", "numpy")
+
+
+def run_info(config: Config) -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {"config": to_dict(config), "versions": versions, "python": platform.python_version(),
+            "devices": [str(d) for d in jax.local_devices()]}
+
+
+def build(config: Config):
+    character = load_character(config.character)
+    dataset = load_dataset(config.resolve_path(config.motions), character)
+    env = HumanoidEnv(config, character, build_motion_lib(dataset, character))
+    return env, dataset
+
+
+def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:
+    """Runs (or resumes) pre-training; returns the last logged metrics."""
+    console = console or Console()
+    env, dataset = build(config)
+    console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
+                  f"{dataset.path}; {config.num_envs} envs on {jax.local_device_count()} "
+                  f"{jax.devices()[0].platform} device(s)")
+    workdir = Path(config.workdir)
+    fns = make_train_fns(config, env)
+    checkpointer = Checkpointer(workdir, config.keep_checkpoints)
+    config_dict = to_dict(config)
+    state = fns.init(jax.random.PRNGKey(config.seed))
+    latest = checkpointer.latest_step()
+    start = 0
+    if latest is not None:
+        check_compatible(checkpointer.saved_config(latest), config_dict, workdir)
+        state = checkpointer.restore(latest, state)
+        start = latest
+        console.print(f"resumed from {checkpointer.directory / str(latest)} (iteration {latest})")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str))
+
+    steps_per_iteration = config.num_envs * config.horizon
+    total_iterations = math.ceil(config.total_steps / steps_per_iteration)
+    if max_iterations is not None:
+        total_iterations = min(total_iterations, start + max_iterations)
+    logger = RunLogger(workdir)
+    last = {}
+    progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), TextColumn("{task.completed}/{task.total} it"),
+                        TextColumn("{task.fields[sps]} steps/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                        TimeRemainingColumn(), console=console, transient=False)
+    with progress:
+        task = progress.add_task("train", total=total_iterations, completed=start, sps="-")
+        tick, tick_iteration = None, start
+        for iteration in range(start, total_iterations):
+            state, metrics = fns.step(state)
+            done = iteration + 1
+            if done % config.log_every == 0 or done == total_iterations:
+                metrics = {k: float(np.asarray(v)[0]) for k, v in jax.device_get(metrics).items()}
+                now = time.perf_counter()
+                if tick is not None:  # the first iteration includes compilation
+                    metrics["perf/env_steps_per_s"] = (done - tick_iteration) * steps_per_iteration / (now - tick)
+                    progress.update(task, sps=f"{metrics['perf/env_steps_per_s']:,.0f}")
+                tick, tick_iteration = now, done
+                logger.log(done * steps_per_iteration, metrics)
+                last = metrics
+            if done % config.checkpoint_every == 0 or done == total_iterations:
+                checkpointer.save(done, state, config_dict)
+            progress.update(task, completed=done)
+    checkpointer.wait()
+    checkpointer.close()
+    logger.close()
+    console.print(f"done: {total_iterations} iterations ({total_iterations * steps_per_iteration:,} env steps); "
+                  f"checkpoints in {checkpointer.directory}")
+    return last
 
 
 def main(argv=None) -> int:
     console = Console()
     try:
         config = config_from_args(sys.argv[1:] if argv is None else argv)
-        character = load_character(config.character)
-        dataset = load_dataset(config.resolve_path(config.motions), character)
+        train(config, console)
     except AseInputError as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
         return 1
-    console.print(f"character [bold]{character.name}[/]: {character.num_bodies} bodies, "
-                  f"{character.num_actions} actuated DoF ({character.xml_path.name})")
-    console.print(f"motions: {len(dataset.clips)} clips, {dataset.total_seconds:.1f} s from {dataset.path}")
-    lib = ml.build_motion_lib(dataset, character)
-    sample = jax.jit(lambda key: (ml.sample_states(lib, key, config.num_envs)[2],
-                                  ml.sample_demo_history(lib, key, config.num_envs, config.demo_history)))
-    start = time.perf_counter()
-    init_states, demo = jax.block_until_ready(sample(jax.random.PRNGKey(config.seed)))
-    console.print(f"sampled {config.num_envs} reference states {tuple(init_states.qpos.shape)} and demo histories "
-                  f"{tuple(demo.qpos.shape)} on {jax.devices()[0].platform} in {time.perf_counter() - start:.2f} s")
-    console.print("[yellow]The training loop is not implemented yet (see the pre-training issue); "
-                  "this run checked the character and the motion data.[/]")
     return 0
 
 

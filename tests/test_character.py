@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
-from mujoco import mjx
+from ase_jax.mjx_import import mjx
 
 from ase_jax.character import CharacterSpec, load_character
 from ase_jax.errors import CharacterError

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 from flax import struct
-from mujoco import mjx
+from ase_jax.errors import AseInputError
+from ase_jax.mjx_import import mjx, warp_available
 
 from ase_jax import quat
 from ase_jax.character import Character
@@ -66,6 +67,8 @@ class HumanoidEnv:
         model.opt.iterations = config.solver_iterations
         model.opt.ls_iterations = config.solver_ls_iterations
         self.mj_model = model
+        if config.mjx_impl == "warp" and not warp_available():
+            raise AseInputError("mjx_impl='warp' needs the packages mujoco-warp and warp-lang (NVIDIA GPU only)")
         self.mjx_model = mjx.put_model(model, impl=config.mjx_impl)
         self.control_dt = config.physics_steps_per_control_step * model.opt.timestep
         self.history = config.demo_history
@@ -202,3 +205,10 @@ class HumanoidEnv:
             key=key,
             metrics={"episode_length": f32(jnp.where(done, step_count, 0)), "nonfinite": f32(bad)},
         )
+
+
+def demo_amp_obs(env: HumanoidEnv, key: jax.Array, num: int) -> jax.Array:
+    """(num, H, F) discriminator histories of demo motion, from the same function as the agent's."""
+    states = ml.sample_demo_history(env.motion_lib, key, num, env.history, env.control_dt)
+    frame = jax.vmap(jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None)), in_axes=(0, 0, 0, None))
+    return frame(states.qpos, states.qvel, states.body_pos, env.character)

@@ -1,0 +1,210 @@
+"""ASE networks: skill-conditioned actor, critic, and the discriminator with its encoder head.
+
+Architecture and initialisation follow facts sheet section 5.2. Hidden stacks reuse brax's `MLP`
+(ReLU between layers, zero bias init); only the kernel initialiser is swapped for PyTorch's
+default `Linear` init, since the reference trains from that init. Inputs are expected already
+normalised (the running normalisers live in the training state, as in brax).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+from brax.training import networks as brax_networks
+from flax import linen as nn
+
+Params = Any  # a flax variables dict: {"params": {...}}
+Initializer = jax.nn.initializers.Initializer
+
+# PyTorch's default Linear init, kaiming_uniform(a=sqrt(5)), is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+TORCH_DEFAULT_INIT: Initializer = jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+# Parameter-tree names of the discriminator's layers; the losses use them to find the kernels.
+DISC_TRUNK = "trunk"
+DISC_LOGIT = "logit_layer"
+DISC_ENCODER = "enc_layer"
+
+
+def symmetric_uniform(scale: float) -> Initializer:
+    """An initialiser drawing U(-scale, scale) (jax's `uniform` only draws U(0, scale))."""
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    """x / max(|x|, eps) along the last axis, as torch.nn.functional.normalize."""
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+class Actor(nn.Module):
+    """Policy mean mu(obs, z) of `AMPStyleCatNet1` (facts 5.2).
+
+    The latent z passes through a style MLP ending in tanh; the trunk sees concat(obs, style).
+    """
+
+    action_size: int
+    latent_dim: int = 64
+    units: Sequence[int] = (1024, 1024, 512)
+    style_units: Sequence[int] = (512, 256)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, z: jax.Array) -> jax.Array:
+        style = brax_networks.MLP(
+            layer_sizes=tuple(self.style_units) + (self.latent_dim,), activation=nn.relu,
+            kernel_init=TORCH_DEFAULT_INIT, output_kernel_init=symmetric_uniform(1.0), name="style")(z)
+        hidden = jnp.concatenate([obs, jnp.tanh(style)], axis=-1)
+        return brax_networks.MLP(
+            layer_sizes=tuple(self.units) + (self.action_size,), activation=nn.relu,
+            kernel_init=TORCH_DEFAULT_INIT, name="trunk")(hidden)
+
+
+class Critic(nn.Module):
+    """Value V(obs, z) in normalised units, from concat(obs, z) (`AMPMLPNet`, facts 5.2)."""
+
+    units: Sequence[int] = (1024, 1024, 512)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, z: jax.Array) -> jax.Array:
+        hidden = jnp.concatenate([obs, z], axis=-1)
+        value = brax_networks.MLP(
+            layer_sizes=tuple(self.units) + (1,), activation=nn.relu,
+            kernel_init=TORCH_DEFAULT_INIT, name="mlp")(hidden)
+        return jnp.squeeze(value, axis=-1)
+
+
+class DiscEnc(nn.Module):
+    """Discriminator logit D(o) and encoder e(o) on one shared trunk (facts 5.2, `enc.separate: False`).
+
+    Input is the normalised, flattened discriminator-observation history. `__call__` returns
+    (logit, encoding) from a single trunk pass; `logit` and `encode` compute one head only
+    (use them with `apply(..., method=...)`).
+    """
+
+    latent_dim: int = 64
+    units: Sequence[int] = (1024, 1024, 512)
+
+    def setup(self) -> None:
+        # Hidden layers only (activate_final): both heads read the last ReLU features.
+        self.trunk = brax_networks.MLP(
+            layer_sizes=tuple(self.units), activation=nn.relu, kernel_init=TORCH_DEFAULT_INIT,
+            activate_final=True)
+        self.logit_layer = nn.Dense(1, kernel_init=symmetric_uniform(1.0))
+        self.enc_layer = nn.Dense(self.latent_dim, kernel_init=symmetric_uniform(0.1))
+
+    def __call__(self, amp_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        features = self.trunk(amp_obs)
+        return self._logit_head(features), self._enc_head(features)
+
+    def logit(self, amp_obs: jax.Array) -> jax.Array:
+        """The discriminator logit D(o), shape (...,)."""
+        return self._logit_head(self.trunk(amp_obs))
+
+    def encode(self, amp_obs: jax.Array) -> jax.Array:
+        """The unit-norm encoder output e(o), shape (..., latent_dim)."""
+        return self._enc_head(self.trunk(amp_obs))
+
+    def _logit_head(self, features: jax.Array) -> jax.Array:
+        return jnp.squeeze(self.logit_layer(features), axis=-1)
+
+    def _enc_head(self, features: jax.Array) -> jax.Array:
+        return l2_normalize(self.enc_layer(features))
+
+
+@dataclasses.dataclass(frozen=True)
+class ASENetworks:
+    """The three ASE modules, their input sizes and the fixed action log-std (facts 4.2)."""
+
+    actor: Actor
+    critic: Critic
+    disc: DiscEnc
+    obs_size: int
+    amp_obs_size: int
+    action_size: int
+    latent_dim: int
+    log_std: float
+
+    def actor_apply(self, params: Params, obs: jax.Array, z: jax.Array) -> jax.Array:
+        """Action mean mu(obs, z); obs normalised, z unit-norm."""
+        return self.actor.apply(params, obs, z)
+
+    def critic_apply(self, params: Params, obs: jax.Array, z: jax.Array) -> jax.Array:
+        """Value V(obs, z) in normalised value units."""
+        return self.critic.apply(params, obs, z)
+
+    def disc_enc_apply(self, params: Params, amp_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(D(o), e(o)) from one trunk pass over normalised discriminator obs."""
+        return self.disc.apply(params, amp_obs)
+
+    def disc_logit_apply(self, params: Params, amp_obs: jax.Array) -> jax.Array:
+        """The discriminator logit D(o) only."""
+        return self.disc.apply(params, amp_obs, method=DiscEnc.logit)
+
+    def encode_apply(self, params: Params, amp_obs: jax.Array) -> jax.Array:
+        """The unit-norm encoding e(o) only."""
+        return self.disc.apply(params, amp_obs, method=DiscEnc.encode)
+
+
+def make_ase_networks(
+    obs_size: int,
+    amp_obs_size: int,
+    action_size: int,
+    latent_dim: int = 64,
+    actor_units: Sequence[int] = (1024, 1024, 512),
+    style_units: Sequence[int] = (512, 256),
+    critic_units: Sequence[int] = (1024, 1024, 512),
+    disc_units: Sequence[int] = (1024, 1024, 512),
+    log_std: float = -2.9,
+) -> ASENetworks:
+    """Builds the ASE actor, critic and discriminator/encoder for the given sizes (facts 5.2)."""
+    # Tuples keep the modules hashable when sizes come from a config as lists.
+    return ASENetworks(
+        actor=Actor(action_size=action_size, latent_dim=latent_dim, units=tuple(actor_units),
+                    style_units=tuple(style_units)),
+        critic=Critic(units=tuple(critic_units)),
+        disc=DiscEnc(latent_dim=latent_dim, units=tuple(disc_units)),
+        obs_size=obs_size, amp_obs_size=amp_obs_size, action_size=action_size, latent_dim=latent_dim,
+        log_std=float(log_std))
+
+
+def init_params(networks: ASENetworks, key: jax.Array) -> dict[str, Params]:
+    """Fresh parameters {"actor", "critic", "disc"} for `networks`."""
+    k_actor, k_critic, k_disc = jax.random.split(key, 3)
+    obs = jnp.zeros((1, networks.obs_size))
+    z = jnp.zeros((1, networks.latent_dim))
+    amp_obs = jnp.zeros((1, networks.amp_obs_size))
+    return {
+        "actor": networks.actor.init(k_actor, obs, z),
+        "critic": networks.critic.init(k_critic, obs, z),
+        "disc": networks.disc.init(k_disc, amp_obs),
+    }
+
+
+def disc_logit_kernel(disc_params: Params) -> jax.Array:
+    """The logit layer's weight matrix (penalised by `disc_logit_reg`, facts 5.4)."""
+    return disc_params["params"][DISC_LOGIT]["kernel"]
+
+
+def disc_kernels(disc_params: Params) -> list[jax.Array]:
+    """Weight matrices of the trunk and the logit layer, without biases and the encoder head.
+
+    These are the weights `disc_weight_decay` covers (facts 5.4).
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(disc_params)[0]
+    names = lambda path: [getattr(k, "key", None) for k in path]
+    return [leaf for path, leaf in leaves if names(path)[-1] == "kernel" and DISC_ENCODER not in names(path)]
+
+
+def sample_latents(key: jax.Array, shape: Sequence[int], latent_dim: int) -> jax.Array:
+    """Skill latents uniform on the unit sphere S^(latent_dim-1): normalised N(0, I) (facts 5.1)."""
+    return l2_normalize(jax.random.normal(key, tuple(shape) + (latent_dim,)))
+
+
+def sample_latent_steps(key: jax.Array, shape: Sequence[int], low: int = 1, high: int = 150) -> jax.Array:
+    """Control steps until the next latent switch: randint(low, high), high exclusive (facts 5.1)."""
+    return jax.random.randint(key, tuple(shape), low, high)

@@ -1,0 +1,77 @@
+"""Checkpoints of a training run with orbax: the whole training state plus the resolved config.
+
+orbax writes each checkpoint into a temporary folder and renames it when complete, so a run killed
+during a save leaves the previous checkpoints intact and no half-written one that looks valid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from ase_jax.errors import AseInputError
+
+# Config keys that fix the shapes of the saved state: a run can only resume with the same values.
+SHAPE_KEYS = ("character", "num_envs", "latent_dim", "actor_units", "style_units", "critic_units", "disc_units",
+              "replay_buffer_size", "demo_history", "num_fall_states", "horizon")
+
+
+class Checkpointer:
+    def __init__(self, workdir: Path, keep: int):
+        self.directory = Path(workdir).resolve() / "checkpoints"
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, config: dict) -> None:
+        arrays, paths = _flatten(jax.device_get(state))
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
+                                                        config=ocp.args.JsonSave(config),
+                                                        layout=ocp.args.JsonSave(paths)))
+
+    def saved_config(self, step: int) -> dict:
+        return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+
+    def restore(self, step: int, target):
+        """The state saved at `step`, as a pytree shaped like `target` (host arrays)."""
+        arrays, paths = _flatten(jax.device_get(target))
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(arrays), layout=ocp.args.JsonRestore()))
+        if restored["layout"] != paths:
+            raise AseInputError(f"{self.directory / str(step)}: the saved state has a different layout than "
+                                f"this version of ase_jax builds; it cannot be resumed")
+        leaves, treedef = jax.tree_util.tree_flatten(jax.device_get(target))
+        saved = restored["state"]
+        out = [saved.get(f"leaf_{i:05d}", leaf) for i, leaf in enumerate(leaves)]
+        return jax.tree_util.tree_unflatten(treedef, out)
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def _flatten(tree) -> tuple[dict, list[str]]:
+    """Leaves as {"leaf_00000": array} (orbax cannot store zero-size arrays, which MJX data has;
+    those are skipped and rebuilt from the target on restore) plus the list of tree paths."""
+    with_path, _ = jax.tree_util.tree_flatten_with_path(tree)
+    arrays = {f"leaf_{i:05d}": np.asarray(leaf) for i, (_, leaf) in enumerate(with_path) if np.size(leaf) > 0}
+    return arrays, [jax.tree_util.keystr(path) for path, _ in with_path]
+
+
+def check_compatible(saved: dict, config: dict, where: Path) -> None:
+    for key in SHAPE_KEYS:
+        a, b = saved.get(key), config.get(key)
+        if isinstance(a, list):
+            a = tuple(a)
+        if isinstance(b, list):
+            b = tuple(b)
+        if a != b:
+            raise AseInputError(f"{where} holds a run with {key}={a!r}, but this run has {key}={b!r}; "
+                                f"use another --workdir, or rerun with the same {key} to resume")

@@ -1,0 +1,211 @@
+"""The jittable environment: observations, initialisation, termination and auto-reset.
+
+One environment (4 characters) is compiled once for the whole session; tests drive it with
+hand-made states where they need a particular situation.
+"""
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+from ase_jax.mjx_import import mjx
+
+from ase_jax import quat
+from ase_jax.config import load_config
+from ase_jax.env import HumanoidEnv
+from ase_jax.env import observations as obs_lib
+from ase_jax.motions import library as ml
+from ase_jax.motions.dataset import load_dataset
+from conftest import BUNDLED_YAML
+
+NUM_ENVS = 4
+
+
+@pytest.fixture(scope="session")
+def bundled_lib(sword_shield):
+    return ml.build_motion_lib(load_dataset(BUNDLED_YAML, sword_shield), sword_shield)
+
+
+@pytest.fixture(scope="session")
+def env(sword_shield, bundled_lib):
+    config = load_config("tiny", {"episode_length": 40, "recovery_episode_prob": 0.0, "num_fall_states": 8})
+    return HumanoidEnv(config, sword_shield, bundled_lib)
+
+
+@pytest.fixture(scope="session")
+def fns(env):
+    """The compiled programs: reset, step, and a state setter (kinematics for given qpos/qvel)."""
+    reset = jax.jit(jax.vmap(env.reset))
+    step = jax.jit(jax.vmap(env.step))
+
+    @jax.jit
+    @jax.vmap
+    def set_state(state, qpos, qvel):
+        data = env._with_state(state.data, qpos, qvel)
+        policy, frame = env._observe(data)
+        history = jnp.broadcast_to(frame, state.amp_obs.shape)
+        return state.replace(data=data, obs=policy, amp_obs=history, step_count=jnp.zeros_like(state.step_count),
+                             recovery_count=jnp.zeros_like(state.recovery_count))
+
+    return reset, step, set_state
+
+
+@pytest.fixture(scope="session")
+def state0(fns):
+    return fns[0](jax.random.split(jax.random.PRNGKey(0), NUM_ENVS))
+
+
+def _idle_states(bundled_lib, times):
+    clip = bundled_lib.clip_names.index("idle")
+    return ml.state_at(bundled_lib, jnp.full(len(times), clip), jnp.asarray(times, jnp.float32))
+
+
+def _hold_action(env, qpos):
+    """Actions whose PD targets are the joint positions of `qpos` (exp map for balls)."""
+    targets = []
+    for joint in env.character.joints:
+        q = qpos[..., joint.qpos_adr: joint.qpos_adr + (4 if joint.kind == "ball" else 1)]
+        targets.append(quat.to_exp_map(q) if joint.kind == "ball" else q)
+    targets = jnp.concatenate(targets, axis=-1)
+    return (targets - env._pd_offset) / env._pd_scale
+
+
+def test_shapes(env, state0):
+    assert env.obs_size == 253 and env.amp_obs_size == 140
+    assert state0.obs.shape == (NUM_ENVS, 253)
+    assert state0.amp_obs.shape == (NUM_ENVS, 10, 140)
+    assert np.all(np.isfinite(np.asarray(state0.obs))) and np.all(np.isfinite(np.asarray(state0.amp_obs)))
+
+
+def test_jit_vmap_step_runs(env, fns, state0):
+    step = fns[1]
+    s = state0
+    for _ in range(3):
+        s = step(s, jnp.zeros((NUM_ENVS, env.action_size)))
+    assert s.obs.shape == (NUM_ENVS, 253) and np.all(np.isfinite(np.asarray(s.obs)))
+    assert np.all(np.asarray(s.step_count) >= 0)
+
+
+def test_observations_are_heading_invariant(env, fns, state0, bundled_lib):
+    """Turning the whole character about the vertical axis leaves both observations unchanged."""
+    set_state = fns[2]
+    ref = _idle_states(bundled_lib, [0.5, 1.0, 1.5, 2.0])
+    qpos, qvel = np.array(ref.qpos), np.array(ref.qvel)
+    qvel[:, 6:] += np.random.default_rng(0).normal(0, 0.5, qvel[:, 6:].shape)  # some joint motion too
+    yaw = quat.from_axis_angle(np.array([0.0, 0.0, 1.0]), np.array([1.1, -2.0, 0.4, 3.0]))
+    turned_qpos, turned_qvel = qpos.copy(), qvel.copy()
+    turned_qpos[:, :3] = quat.rotate(yaw, qpos[:, :3]) + np.array([3.0, -2.0, 0.0])  # turned and moved
+    turned_qpos[:, 3:7] = quat.mul(yaw, qpos[:, 3:7])
+    turned_qvel[:, :3] = quat.rotate(yaw, qvel[:, :3])  # world linear velocity turns; body-frame angular does not
+    a = set_state(state0, jnp.asarray(qpos, jnp.float32), jnp.asarray(qvel, jnp.float32))
+    b = set_state(state0, jnp.asarray(turned_qpos, jnp.float32), jnp.asarray(turned_qvel, jnp.float32))
+    np.testing.assert_allclose(np.asarray(a.obs), np.asarray(b.obs), atol=2e-4)
+    np.testing.assert_allclose(np.asarray(a.amp_obs), np.asarray(b.amp_obs), atol=2e-4)
+
+
+def test_observation_content(env, fns, state0, bundled_lib):
+    """Hand-checked entries: root height first, body velocities match MuJoCo's own."""
+    set_state = fns[2]
+    ref = _idle_states(bundled_lib, [0.3] * NUM_ENVS)
+    qvel = np.array(ref.qvel)
+    qvel[:, :6] = [0.5, -0.2, 0.1, 0.3, -0.4, 0.2]
+    s = set_state(state0, ref.qpos, jnp.asarray(qvel, jnp.float32))
+    obs = np.asarray(s.obs[0])
+    assert abs(obs[0] - float(ref.qpos[0, 2])) < 1e-5
+    # Body origin velocities from cvel agree with mj_objectVelocity (world frame).
+    m = env.mj_model
+    d = mujoco.MjData(m)
+    d.qpos[:], d.qvel[:] = np.asarray(ref.qpos[0]), qvel[0]
+    mujoco.mj_forward(m, d)
+    h = quat.heading_inv(np.asarray(ref.qpos[0, 3:7], np.float64))
+    vel = np.zeros((17, 6))
+    for b in range(1, 18):
+        mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, b, vel[b - 1], 0)
+    lin = quat.rotate(np.broadcast_to(h, (17, 4)), vel[:, 3:])
+    ang = quat.rotate(np.broadcast_to(h, (17, 4)), vel[:, :3])
+    np.testing.assert_allclose(obs[1 + 48 + 102: 1 + 48 + 102 + 51].reshape(17, 3), lin, atol=1e-4)
+    np.testing.assert_allclose(obs[1 + 48 + 102 + 51:].reshape(17, 3), ang, atol=1e-4)
+
+
+def test_demo_and_agent_amp_obs_are_identical(env, fns, state0, bundled_lib):
+    """The discriminator sees the same numbers for a motion state and the simulated copy of it."""
+    ref = ml.sample_states(bundled_lib, jax.random.PRNGKey(5), NUM_ENVS)[2]
+    demo = jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None))(ref.qpos, ref.qvel, ref.body_pos, env.character)
+    agent = fns[2](state0, ref.qpos, ref.qvel).amp_obs[:, 0]
+    np.testing.assert_allclose(np.asarray(agent), np.asarray(demo), atol=1e-4)
+
+
+def test_reference_pose_held_by_pd_stays_upright(env, fns, state0, bundled_lib):
+    """From a reference state, PD targets at that pose keep the character standing for 2 s."""
+    _, step, set_state = fns
+    ref = _idle_states(bundled_lib, [0.0, 1.0, 2.0, 3.0])
+    s = set_state(state0, ref.qpos, ref.qvel)
+    action = _hold_action(env, ref.qpos)
+    for _ in range(60):
+        s = step(s, action)
+        assert not np.any(np.asarray(s.done)), "an upright character held by PD ended its episode"
+    assert np.all(np.asarray(s.data.qpos[:, 2]) > 0.75)
+
+
+def test_without_torque_it_falls_and_terminates(env, fns, state0, bundled_lib):
+    limp = HumanoidEnv(env.config, env.character, env.motion_lib)
+    model = mujoco.MjModel.from_xml_path(str(env.character.xml_path))
+    model.actuator_gainprm[:] = 0
+    model.actuator_biasprm[:] = 0
+    limp.mjx_model = mjx.put_model(model)
+    step = jax.jit(jax.vmap(limp.step))
+    ref = _idle_states(bundled_lib, [0.0, 1.0, 2.0, 3.0])
+    s = fns[2](state0, ref.qpos, ref.qvel)
+    ended = np.zeros(NUM_ENVS, bool)
+    for _ in range(45):  # 1.5 s
+        s = step(s, jnp.zeros((NUM_ENVS, env.action_size)))
+        ended |= np.asarray(s.terminated) > 0
+    assert ended.all(), "a limp character should fall and trigger termination"
+
+
+def test_fall_states_lie_on_the_ground(env):
+    m = env.mj_model
+    d = mujoco.MjData(m)
+    heights = []
+    for qpos in np.asarray(env._fall_qpos):
+        d.qpos[:] = qpos
+        mujoco.mj_kinematics(m, d)
+        heights.append(d.xpos[env.character.body_id("head") + 1, 2])
+    assert np.median(heights) < 0.5, heights
+
+
+def test_fall_initialisation_starts_a_recovery(sword_shield, bundled_lib):
+    config = load_config("tiny", {"fall_init_prob": 1.0, "num_fall_states": 8})
+    fall_env = HumanoidEnv(config, sword_shield, bundled_lib)
+    s = jax.jit(jax.vmap(fall_env.reset))(jax.random.split(jax.random.PRNGKey(1), NUM_ENVS))
+    assert np.all(np.asarray(s.recovery_count) == config.recovery_steps)
+    assert np.all(np.asarray(s.data.qpos[:, 2]) < 0.6), "fall starts should put the character on the ground"
+
+
+def test_episode_end_resets_inside_jit(env, fns, state0, bundled_lib):
+    """Episodes time out at episode_length - 1 steps, reset in the compiled step, and go on."""
+    _, step, set_state = fns
+    ref = _idle_states(bundled_lib, [0.0, 1.0, 2.0, 3.0])
+    s = set_state(state0, ref.qpos, ref.qvel)
+    action = _hold_action(env, ref.qpos)
+    done_at = np.full(NUM_ENVS, -1)
+    for t in range(env.config.episode_length + 5):
+        s = step(s, action)
+        newly = (np.asarray(s.done) > 0) & (done_at < 0)
+        done_at[newly] = t + 1
+    assert np.all(done_at == env.config.episode_length - 1), done_at
+    assert np.all(np.asarray(s.step_count) == 6)
+    assert np.all(np.isfinite(np.asarray(s.obs)))
+
+
+def test_nan_action_terminates_without_spreading(env, fns, state0):
+    step = fns[1]
+    action = jnp.zeros((NUM_ENVS, env.action_size)).at[1, 3].set(jnp.nan)
+    s = step(state0, action)
+    assert np.asarray(s.terminated)[1] == 1 and np.asarray(s.done)[1] == 1
+    assert np.asarray(s.metrics["nonfinite"])[1] == 1
+    for leaf in jax.tree.leaves((s.obs, s.amp_obs, s.next_obs, s.next_amp_obs, s.data.qpos, s.data.qvel)):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    s = step(s, jnp.zeros((NUM_ENVS, env.action_size)))
+    assert np.all(np.isfinite(np.asarray(s.data.qpos)))

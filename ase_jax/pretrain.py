@@ -60,6 +60,9 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
+    if jax.devices()[0].platform == "cpu" and config.num_envs * config.horizon >= 65536:
+        console.print(f"[yellow]note:[/] {config.num_envs} envs with these networks are sized for a GPU; on this CPU one "
+                      "iteration takes many minutes. For a quick CPU run use --config=tiny.")
     workdir = Path(config.workdir)
     fns = make_train_fns(config, env)
     checkpointer = Checkpointer(workdir, config.keep_checkpoints)

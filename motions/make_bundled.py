@@ -158,7 +158,7 @@ def stance_plants(right_xy=(-0.09, -0.115), right_yaw=-22.0, left_xy=(0.11, 0.10
     return [A.FootPlant(0.0, 1e9, right_xy, deg(right_yaw))], [A.FootPlant(0.0, 1e9, left_xy, deg(left_yaw))]
 
 
-STANCE_PELVIS = np.array([0.0, -0.005, 0.805])  # pelvis position over the ready stance
+STANCE_PELVIS = np.array([-0.04, 0.005, 0.805])  # pelvis over the ready stance (a PD-held pose stays up)
 STANCE_YAW = -12.0  # degrees: the body turned a little to the right, shield side forward
 
 
@@ -427,7 +427,7 @@ def shield_block(b: Builder):
     upper = keyed_pose(t, keys)
     k_t = [0.0, 0.6, 1.05, 1.3, 2.2, 3.0, 3.6, 4.5]
     k_dz = np.array([0, 0, -0.05, -0.055, -0.05, -0.055, 0, 0])
-    k_dx = np.array([0, 0, 0.02, 0.0, -0.005, 0.0, 0, 0])
+    k_dx = np.array([0, 0, -0.03, -0.05, -0.055, -0.05, 0, 0])  # sit back against the raised shield
     k_yaw = np.array([0, 0, -8, -6, -5, -6, 0, 0]) + STANCE_YAW
     dz = A.interpolate_keys(k_t, k_dz, t)
     dx = A.interpolate_keys(k_t, k_dx, t)

@@ -260,3 +260,26 @@ def test_generator_reproduces_the_committed_files(tmp_path):
             np.testing.assert_allclose(getattr(ours, key), getattr(theirs, key), rtol=0, atol=1e-9,
                                        err_msg=f"{entry.path.name}: {key} differs from a fresh run")
         np.testing.assert_array_equal(ours.skeleton.local_translation, theirs.skeleton.local_translation)
+
+
+def test_idle_pose_can_be_held_by_the_pd_controllers(sword_shield, clips):
+    """The guard stance is statically balanced: holding an idle frame with the MJCF's position
+    actuators (no balance control) keeps the character standing for 2 s."""
+    model = sword_shield.model
+    states = convert_clip(clips["idle"], sword_shield, "idle")
+    for frame in (0, 40, 80):
+        data = mujoco.MjData(model)
+        data.qpos[:] = states.qpos[frame]
+        data.qvel[:] = states.qvel[frame]
+        targets = []
+        for joint in sword_shield.joints:
+            if joint.kind == "ball":
+                targets.append(quat.to_exp_map(states.qpos[frame, joint.qpos_adr:joint.qpos_adr + 4]))
+            else:
+                targets.append(states.qpos[frame, joint.qpos_adr:joint.qpos_adr + 1])
+        data.ctrl[:] = np.concatenate(targets)
+        lowest = np.inf
+        for _ in range(int(round(2.0 / model.opt.timestep))):
+            mujoco.mj_step(model, data)
+            lowest = min(lowest, data.qpos[2])
+        assert lowest > 0.7, f"idle frame {frame}: the PD-held character sank to {lowest:.2f} m"

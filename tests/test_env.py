@@ -29,7 +29,7 @@ def bundled_lib(sword_shield):
 
 @pytest.fixture(scope="session")
 def env(sword_shield, bundled_lib):
-    config = load_config("tiny", {"episode_length": 40, "recovery_episode_prob": 0.0, "num_fall_states": 8})
+    config = load_config("tiny", {"episode_length": 80, "recovery_episode_prob": 0.0, "num_fall_states": 8})
     return HumanoidEnv(config, sword_shield, bundled_lib)
 
 
@@ -113,7 +113,7 @@ def test_observation_content(env, fns, state0, bundled_lib):
     s = set_state(state0, ref.qpos, jnp.asarray(qvel, jnp.float32))
     obs = np.asarray(s.obs[0])
     assert abs(obs[0] - float(ref.qpos[0, 2])) < 1e-5
-    # Body origin velocities from cvel agree with mj_objectVelocity (world frame).
+    # Body-origin velocities from cvel agree with mj_objectVelocity of the body frame (XBODY: origin, not COM).
     m = env.mj_model
     d = mujoco.MjData(m)
     d.qpos[:], d.qvel[:] = np.asarray(ref.qpos[0]), qvel[0]
@@ -121,7 +121,7 @@ def test_observation_content(env, fns, state0, bundled_lib):
     h = quat.heading_inv(np.asarray(ref.qpos[0, 3:7], np.float64))
     vel = np.zeros((17, 6))
     for b in range(1, 18):
-        mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_BODY, b, vel[b - 1], 0)
+        mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_XBODY, b, vel[b - 1], 0)
     lin = quat.rotate(np.broadcast_to(h, (17, 4)), vel[:, 3:])
     ang = quat.rotate(np.broadcast_to(h, (17, 4)), vel[:, :3])
     np.testing.assert_allclose(obs[1 + 48 + 102: 1 + 48 + 102 + 51].reshape(17, 3), lin, atol=1e-4)
@@ -158,7 +158,7 @@ def test_without_torque_it_falls_and_terminates(env, fns, state0, bundled_lib):
     ref = _idle_states(bundled_lib, [0.0, 1.0, 2.0, 3.0])
     s = fns[2](state0, ref.qpos, ref.qvel)
     ended = np.zeros(NUM_ENVS, bool)
-    for _ in range(45):  # 1.5 s
+    for _ in range(90):  # 3 s
         s = step(s, jnp.zeros((NUM_ENVS, env.action_size)))
         ended |= np.asarray(s.terminated) > 0
     assert ended.all(), "a limp character should fall and trigger termination"

@@ -1,8 +1,11 @@
-"""Forward kinematics of a skeleton from local rotations (facts sheet section 1.1)."""
+"""Forward kinematics of a skeleton from local rotations (facts sheet section 1.1).
+
+Works on numpy arrays (float64, converting files) and on jax arrays (inside jit, where the motion
+library uses it so that demo body positions are computed from the interpolated pose exactly as
+MuJoCo's kinematics computes the agent's).
+"""
 
 from __future__ import annotations
-
-import numpy as np
 
 from ase_jax import quat
 
@@ -14,6 +17,7 @@ def forward_kinematics(local_rotation, root_translation, parent_indices, local_t
     root_translation and local_rotation[..., 0, :]. Parents must precede their children.
     Returns (global_rotation (..., B, 4), global_position (..., B, 3)).
     """
+    xp = quat._xp(local_rotation, root_translation)
     num_bodies = len(parent_indices)
     rots = [None] * num_bodies
     poss = [None] * num_bodies
@@ -24,5 +28,6 @@ def forward_kinematics(local_rotation, root_translation, parent_indices, local_t
             poss[b] = root_translation
         else:
             rots[b] = quat.mul(rots[p], local_rotation[..., b, :])
-            poss[b] = poss[p] + quat.rotate(rots[p], np.broadcast_to(local_translation[b], poss[p].shape))
-    return np.stack(rots, axis=-2), np.stack(poss, axis=-2)
+            offset = xp.zeros_like(poss[p]) + xp.asarray(local_translation[b], dtype=poss[p].dtype)
+            poss[b] = poss[p] + quat.rotate(rots[p], offset)
+    return xp.stack(rots, axis=-2), xp.stack(poss, axis=-2)

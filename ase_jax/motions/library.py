@@ -16,6 +16,7 @@ from ase_jax import quat
 from ase_jax.character import Character
 from ase_jax.motions.convert import local_rotation_to_qpos
 from ase_jax.motions.dataset import MotionDataset
+from ase_jax.motions.kinematics import forward_kinematics
 
 
 @struct.dataclass
@@ -24,7 +25,7 @@ class MotionState:
 
     qpos: jax.Array  # (..., nq) MuJoCo generalised positions
     qvel: jax.Array  # (..., nv) MuJoCo generalised velocities (root angular velocity in body frame)
-    body_pos: jax.Array  # (..., B, 3) global body positions
+    body_pos: jax.Array  # (..., B, 3) global body positions (forward kinematics of qpos)
 
     @property
     def root_pos(self) -> jax.Array:
@@ -49,7 +50,6 @@ class MotionLib:
     local_rotation: jax.Array  # (F, B, 4) wxyz, [:, 0] is the root's global rotation
     root_pos: jax.Array  # (F, 3)
     qvel: jax.Array  # (F, nv)
-    body_pos: jax.Array  # (F, B, 3)
     clip_start: jax.Array  # (C,) int32 index of each clip's first frame
     clip_num_frames: jax.Array  # (C,) int32
     clip_dt: jax.Array  # (C,) seconds per frame
@@ -71,7 +71,6 @@ def build_motion_lib(dataset: MotionDataset, character: Character, dtype=jnp.flo
         local_rotation=cat(lambda c: c.local_rotation),
         root_pos=cat(lambda c: c.qpos[:, :3]),
         qvel=cat(lambda c: c.qvel),
-        body_pos=cat(lambda c: c.body_pos),
         clip_start=jnp.asarray(np.concatenate([[0], np.cumsum(frames)[:-1]]), jnp.int32),
         clip_num_frames=jnp.asarray(frames),
         clip_dt=jnp.asarray([c.dt for c in clips], dtype),
@@ -112,14 +111,17 @@ def _frame_blend(lib: MotionLib, clip_ids, times):
 def state_at(lib: MotionLib, clip_ids: jax.Array, times: jax.Array) -> MotionState:
     """The character state of each clip at each time (facts sheet 2.3).
 
-    Positions are interpolated (lerp, slerp for rotations); velocities come from frame i0, as in
-    the reference.
+    The root position is interpolated linearly, rotations by slerp; velocities come from frame i0,
+    as in the reference. Body positions are the forward kinematics of the interpolated pose (the
+    reference lerps stored key-body positions instead, which differs from the pose between frames
+    by a few mm and would let the discriminator tell demo from agent).
     """
     f0, f1, blend = _frame_blend(lib, clip_ids, times)
     b = blend[..., None]
     root_pos = (1.0 - b) * lib.root_pos[f0] + b * lib.root_pos[f1]
     local_rotation = quat.slerp(lib.local_rotation[f0], lib.local_rotation[f1], blend[..., None])
-    body_pos = (1.0 - b[..., None]) * lib.body_pos[f0] + b[..., None] * lib.body_pos[f1]
+    model = lib.character.model
+    _, body_pos = forward_kinematics(local_rotation, root_pos, lib.character.parent_indices, model.body_pos[1:])
     qpos = local_rotation_to_qpos(root_pos, local_rotation, lib.character)
     return MotionState(qpos=qpos, qvel=lib.qvel[f0], body_pos=body_pos)
 

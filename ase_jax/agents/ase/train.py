@@ -34,7 +34,7 @@ from flax import struct
 
 from ase_jax.agents.ase import losses, networks as ase_networks
 from ase_jax.agents.ase import replay as replay_lib
-from ase_jax.config import Config
+from ase_jax.config import Config, ConfigError
 from ase_jax.env.humanoid import EnvState, HumanoidEnv, demo_amp_obs
 
 AXIS = "devices"
@@ -83,11 +83,12 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
     devices = jax.local_devices()[: num_devices or jax.local_device_count()]
     num_devices = len(devices)
     if config.num_envs % num_devices:
-        raise ValueError(f"num_envs={config.num_envs} must be divisible by the {num_devices} devices")
+        raise ConfigError(f"num_envs={config.num_envs} must be divisible by the {num_devices} devices")
     local_envs = config.num_envs // num_devices
     local_batch = local_envs * config.horizon
     if local_batch % config.minibatch_size:
-        raise ValueError(f"minibatch_size={config.minibatch_size} must divide the per-device batch {local_batch}")
+        raise ConfigError(f"minibatch_size={config.minibatch_size} must divide num_envs x horizon / devices = "
+                          f"{config.num_envs} x {config.horizon} / {num_devices} = {local_batch}")
     num_minibatches = local_batch // config.minibatch_size
     amp_rows = config.amp_minibatch_size
     amp_dim = env.history * env.amp_obs_size
@@ -208,7 +209,7 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
         obs_norm = running_statistics.update(state.obs_norm, traj.obs.reshape(-1, env.obs_size), pmap_axis_name=AXIS)
         value_norm = running_statistics.update(state.value_norm, returns.reshape(-1), pmap_axis_name=AXIS)
         agent_amp = traj.amp_obs.reshape(-1, amp_dim)
-        k_demo_norm, k_demo, k_replay_rows = jax.random.split(k_update, 3)
+        k_demo_norm, k_epochs = jax.random.split(k_update)
         demo_for_norm = demo_amp_obs(env, k_demo_norm, amp_rows).reshape(amp_rows, amp_dim)
         amp_norm = running_statistics.update(state.amp_norm, jnp.concatenate([agent_amp, demo_for_norm]),
                                              pmap_axis_name=AXIS)
@@ -243,7 +244,7 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
             return jax.lax.scan(minibatch_step, carry, (shuffled, jax.random.split(k_mb, num_minibatches)))
 
         (params, opt_state), metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
-                                                    jax.random.split(k_demo, config.mini_epochs))
+                                                    jax.random.split(k_epochs, config.mini_epochs))
         replay = replay_lib.insert(state.replay, agent_amp, k_replay, config.replay_keep_prob)
 
         finished = traj.done.sum()

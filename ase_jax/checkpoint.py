@@ -50,6 +50,12 @@ class Checkpointer:
         out = [saved.get(f"leaf_{i:05d}", leaf) for i, leaf in enumerate(leaves)]
         return jax.tree_util.tree_unflatten(treedef, out)
 
+    def restore_raw(self, step: int) -> tuple[dict, list[str], dict]:
+        """(arrays by leaf name, tree paths of the saved state, saved config) without a target."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(), layout=ocp.args.JsonRestore(), config=ocp.args.JsonRestore()))
+        return dict(restored["state"]), list(restored["layout"]), dict(restored["config"])
+
     def wait(self) -> None:
         self.manager.wait_until_finished()
 
@@ -63,6 +69,44 @@ def _flatten(tree) -> tuple[dict, list[str]]:
     with_path, _ = jax.tree_util.tree_flatten_with_path(tree)
     arrays = {f"leaf_{i:05d}": np.asarray(leaf) for i, (_, leaf) in enumerate(with_path) if np.size(leaf) > 0}
     return arrays, [jax.tree_util.keystr(path) for path, _ in with_path]
+
+
+def select_subtree(arrays: dict, layout: list[str], prefix: str, template):
+    """The part of a saved state whose paths start with `prefix`, shaped like `template`.
+
+    `template` is a pytree with the same structure as that part (e.g. freshly initialised params);
+    saved leaves keep their leading device axis, of which the first replica is taken.
+    """
+    index = {path: i for i, path in enumerate(layout)}
+    with_path, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = []
+    for path, leaf in with_path:
+        full = prefix + jax.tree_util.keystr(path)
+        if full not in index:
+            raise AseInputError(f"checkpoint has no entry {full}: not a compatible ase_jax checkpoint")
+        value = arrays.get(f"leaf_{index[full]:05d}")
+        value = np.zeros((1,) + np.shape(leaf), np.asarray(leaf).dtype) if value is None else value
+        if value.shape[1:] != np.shape(leaf):
+            raise AseInputError(f"checkpoint entry {full} has shape {value.shape[1:]}, expected {np.shape(leaf)}")
+        leaves.append(value[0])
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def find_checkpoint(path) -> tuple[Path, int]:
+    """(workdir, step) for a run folder (latest checkpoint) or a checkpoint folder `.../checkpoints/N`."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise AseInputError(f"{path}: no such run folder or checkpoint")
+    if path.name.isdigit() and path.parent.name == "checkpoints":
+        return path.parent.parent, int(path.name)
+    if not (path / "checkpoints").is_dir():
+        raise AseInputError(f"{path}: not an ase_jax run folder (no checkpoints/ inside)")
+    checkpointer = Checkpointer(path, keep=1_000_000)
+    step = checkpointer.latest_step()
+    checkpointer.close()
+    if step is None:
+        raise AseInputError(f"{path / 'checkpoints'}: holds no complete checkpoint")
+    return path, step
 
 
 def check_compatible(saved: dict, config: dict, where: Path) -> None:

@@ -2,11 +2,17 @@
 
 orbax writes each checkpoint into a temporary folder and renames it when complete, so a run killed
 during a save leaves the previous checkpoints intact and no half-written one that looks valid.
+Retention: the last `keep` checkpoints plus every `keep_period`-th step. A checkpoint that cannot
+be read when resuming is moved aside (never deleted) and the one before it is used.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import logging
+import shutil
+import time
 
 import jax
 import numpy as np
@@ -20,10 +26,12 @@ SHAPE_KEYS = ("character", "num_envs", "latent_dim", "actor_units", "style_units
 
 
 class Checkpointer:
-    def __init__(self, workdir: Path, keep: int):
-        self.directory = Path(workdir).resolve() / "checkpoints"
+    def __init__(self, workdir: Path, keep: int, keep_period: int | None = None):
+        self.workdir = Path(workdir).resolve()
+        self.directory = self.workdir / "checkpoints"
         self.manager = ocp.CheckpointManager(
-            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, keep_period=keep_period or None,
+                                                                 create=True))
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -55,6 +63,33 @@ class Checkpointer:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(), layout=ocp.args.JsonRestore(), config=ocp.args.JsonRestore()))
         return dict(restored["state"]), list(restored["layout"]), dict(restored["config"])
+
+    def restore_latest_readable(self, target, check_config=None, log=logging.warning):
+        """(state, step) from the newest checkpoint that can be read, or (None, None) if there is none.
+
+        `check_config(saved_config)` may raise AseInputError for a run that cannot be resumed with
+        this config; that error propagates and nothing is moved.
+
+        Unreadable checkpoints (truncated or corrupted files) are moved to `corrupt_checkpoints/`
+        beside `checkpoints/` with a warning, so that nothing saved is ever deleted and the step can
+        be written again.
+        """
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                saved = self.saved_config(step)
+                if check_config is not None:
+                    check_config(saved)
+                return self.restore(step, target), step
+            except AseInputError:
+                raise
+            except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds of errors for bad files
+                aside = self.workdir / "corrupt_checkpoints" / f"{step}-{int(time.time())}"
+                aside.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(self.directory / str(step)), str(aside))
+                log(f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}: "
+                    f"{str(e)[:200]}); moved it to {aside} and trying the one before")
+                self.manager.reload()
+        return None, None
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

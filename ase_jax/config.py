@@ -131,6 +131,10 @@ class Config:
     # --- run bookkeeping ---
     checkpoint_every: int = _field(100, "iterations between checkpoints", _positive)
     keep_checkpoints: int = _field(3, "most recent checkpoints kept", _positive)
+    keep_checkpoint_period: int = _field(0, "also keep every checkpoint whose iteration is a multiple of this "
+                                         "(0: none)", _non_negative)
+    max_bad_iterations: int = _field(5, "stop after this many consecutive iterations whose updates were all "
+                                     "skipped for non-finite gradients", _positive)
     log_every: int = _field(1, "iterations between metric logs", _positive)
 
     def __post_init__(self):

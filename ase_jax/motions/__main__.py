@@ -7,6 +7,7 @@ import sys
 
 from ase_jax.motions.download import add_download_parser
 from ase_jax.motions.inspect import add_inspect_parser
+from ase_jax.motions.play import add_play_parser
 
 
 def main(argv=None) -> int:
@@ -14,6 +15,7 @@ def main(argv=None) -> int:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_inspect_parser(subparsers)
     add_download_parser(subparsers)
+    add_play_parser(subparsers)
     args = parser.parse_args(argv)
     return args.func(args)
 

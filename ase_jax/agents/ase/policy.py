@@ -11,6 +11,7 @@ from brax.training.acme import running_statistics
 from brax.training.acme.specs import Array as Spec
 
 from ase_jax.agents.ase import networks as ase_networks
+from ase_jax.agents.ase.train import make_networks
 from ase_jax.character import load_character
 from ase_jax.checkpoint import Checkpointer, find_checkpoint, select_subtree
 from ase_jax.config import Config, load_config
@@ -55,10 +56,7 @@ def load_pretrained(path, **overrides) -> Pretrained:
     character = load_character(config.character)
     env = HumanoidEnv(dataclasses.replace(config, state_init="default"), character)
     amp_dim = env.history * env.amp_obs_size
-    nets = ase_networks.make_ase_networks(
-        obs_size=env.obs_size, amp_obs_size=amp_dim, action_size=env.action_size, latent_dim=config.latent_dim,
-        actor_units=config.actor_units, style_units=config.style_units, critic_units=config.critic_units,
-        disc_units=config.disc_units, log_std=config.action_log_std)
+    nets = make_networks(config, env)
     template = ase_networks.init_params(nets, jax.random.PRNGKey(0))
     params = select_subtree(arrays, layout, ".params", template)
     obs_norm = select_subtree(arrays, layout, ".obs_norm",

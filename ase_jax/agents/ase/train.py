@@ -78,6 +78,14 @@ def eps_greedy_probs(num_envs: int, offset, total: int, enabled: bool) -> jax.Ar
     return 1.0 - jnp.exp(10.0 * (i / (total - 1) - 1.0))
 
 
+def make_networks(config: Config, env: HumanoidEnv) -> ase_networks.ASENetworks:
+    """The ASE networks sized for `env` with the config's layer sizes."""
+    return ase_networks.make_ase_networks(
+        obs_size=env.obs_size, amp_obs_size=env.history * env.amp_obs_size, action_size=env.action_size,
+        latent_dim=config.latent_dim, actor_units=config.actor_units, style_units=config.style_units,
+        critic_units=config.critic_units, disc_units=config.disc_units, log_std=config.action_log_std)
+
+
 def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = None):
     """The pmapped `init(key)`, `step(state)` and `rollout(state)` over `num_devices` local devices."""
     devices = jax.local_devices()[: num_devices or jax.local_device_count()]
@@ -93,10 +101,7 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
     amp_rows = config.amp_minibatch_size
     amp_dim = env.history * env.amp_obs_size
 
-    nets = ase_networks.make_ase_networks(
-        obs_size=env.obs_size, amp_obs_size=amp_dim, action_size=env.action_size, latent_dim=config.latent_dim,
-        actor_units=config.actor_units, style_units=config.style_units, critic_units=config.critic_units,
-        disc_units=config.disc_units, log_std=config.action_log_std)
+    nets = make_networks(config, env)
     optimizer = optax.adam(config.learning_rate, eps=1e-8)
     if config.max_grad_norm > 0:
         optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optimizer)

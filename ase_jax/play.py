@@ -1,0 +1,206 @@
+"""`python -m ase_jax.play --checkpoint=RUN_OR_CKPT`: watch a pre-trained low-level policy.
+
+Runs the frozen low-level policy (deterministic actions) in the run's own environment with the skill
+latent held fixed, and renders the character at the control rate (30 Hz) to a video, or plays it
+in MuJoCo's viewer when no `--video` is given.
+
+    --latent=e3          unit vector 3 of the latent space (e0 .. e{latent_dim-1})
+    --latent=random      a random unit latent drawn from --seed (the default)
+    --latent=z.npy       a latent of shape (latent_dim,) from a file (normalised to unit length)
+    --grid=N             N random latents side by side, one character each (needs --video)
+    --interpolate=A,B    move the latent from A to B (two of the specs above) along the sphere
+
+The environment starts from the character's default pose (no motion data needed) and, as in
+training, resets after a fall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import re
+import sys
+from pathlib import Path
+
+from ase_jax import render  # first: picks the headless GL backend before mujoco is imported
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from ase_jax.errors import AseInputError  # noqa: E402
+
+VIDEO_FPS = 30
+# Playback overrides: start standing, and never time out (the clip's length decides).
+PLAYBACK_OVERRIDES = {"fall_init_prob": 0.0, "recovery_episode_prob": 0.0, "episode_length": 1_000_000_000}
+
+_LOADED: dict = {}  # (workdir, step) -> (Pretrained, jitted reset, jitted step); compiled once per process
+
+
+def load(checkpoint):
+    """The pre-trained model of a run folder or checkpoint folder and its compiled reset/step (cached)."""
+    from ase_jax.agents.ase.policy import load_pretrained
+    from ase_jax.checkpoint import find_checkpoint
+
+    key = tuple(map(str, find_checkpoint(checkpoint)))
+    if key not in _LOADED:
+        pretrained = load_pretrained(checkpoint, **PLAYBACK_OVERRIDES)
+        env = pretrained.env
+
+        def step(params, obs_norm, state, z):
+            model = dataclasses.replace(pretrained, params=params, obs_norm=obs_norm)
+            return jax.vmap(env.step)(state, model.action(state.obs, z))
+
+        _LOADED[key] = (pretrained, jax.jit(jax.vmap(env.reset)), jax.jit(step))
+    return _LOADED[key]
+
+
+# --- latents -------------------------------------------------------------------------------------
+
+
+def check_latent_spec(spec: str) -> None:
+    """Syntax check that needs no checkpoint (so bad flags fail before anything is loaded)."""
+    if spec == "random" or re.fullmatch(r"e\d+", spec):
+        return
+    if spec.endswith(".npy"):
+        if not Path(spec).is_file():
+            raise AseInputError(f"latent file {spec}: not found")
+        return
+    raise AseInputError(f"bad latent '{spec}': expected e0, e1, ... (a unit vector), 'random', or a .npy file")
+
+
+def parse_latent(spec: str, latent_dim: int, key: jax.Array) -> np.ndarray:
+    """A unit latent (latent_dim,) from a spec: eK, random (drawn with `key`) or FILE.npy."""
+    check_latent_spec(spec)
+    if spec == "random":
+        z = np.asarray(jax.random.normal(key, (latent_dim,)), np.float64)
+    elif re.fullmatch(r"e\d+", spec):
+        k = int(spec[1:])
+        if k >= latent_dim:
+            raise AseInputError(f"latent '{spec}' is out of range: this checkpoint's latent_dim is {latent_dim} "
+                                f"(e0 .. e{latent_dim - 1})")
+        z = np.eye(latent_dim)[k]
+    else:
+        try:
+            z = np.load(spec, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise AseInputError(f"latent file {spec}: not a readable .npy array ({e})") from None
+        if z.shape != (latent_dim,):
+            raise AseInputError(f"latent file {spec}: shape {z.shape}, expected ({latent_dim},) "
+                                f"(this checkpoint's latent_dim)")
+        z = np.asarray(z, np.float64)
+        if not np.all(np.isfinite(z)) or np.linalg.norm(z) == 0:
+            raise AseInputError(f"latent file {spec}: must be finite and non-zero")
+    return z / np.linalg.norm(z)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between unit vectors a and b at fractions t (T,): (T, D)."""
+    t = np.asarray(t, np.float64)[:, None]
+    omega = np.arccos(np.clip(a @ b, -1.0, 1.0))
+    if omega < 1e-6:
+        out = (1 - t) * a + t * b
+    else:
+        out = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+# --- rollout and playback ------------------------------------------------------------------------
+
+
+def rollout(checkpoint, latents: np.ndarray, seed: int = 0) -> np.ndarray:
+    """qpos (N, T, nq) of N characters for T control steps; latents (N, T, latent_dim), one per step.
+    Frame 0 is the initial state; the latent of the last step is not used."""
+    pretrained, reset, step = load(checkpoint)
+    n, t = latents.shape[:2]
+    state = reset(jax.random.split(jax.random.PRNGKey(seed), n))
+    z = jnp.asarray(latents, jnp.float32)
+    qpos = [state.data.qpos]
+    for i in range(t - 1):
+        state = step(pretrained.params, pretrained.obs_norm, state, z[:, i])
+        qpos.append(state.data.qpos)
+    return np.asarray(jnp.stack(qpos, axis=1))
+
+
+def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=None, seed: int = 0,
+         grid: int | None = None, interpolate: str | None = None, task: str | None = None,
+         width: int = 640, height: int = 480, console: Console | None = None):
+    """Plays the policy (see the module docstring); returns the video path, or None after the viewer."""
+    console = console or Console()
+    if task is not None:
+        raise AseInputError(f"--task={task}: task playback is not available yet (task training does not exist in "
+                            "this version of ase_jax); watch the pre-trained low-level policy with --latent")
+    if sum(x is not None for x in (latent, grid, interpolate)) > 1:
+        raise AseInputError("use only one of --latent, --grid and --interpolate")
+    if not seconds > 0:
+        raise AseInputError(f"--seconds must be positive, got {seconds}")
+    if grid is not None and grid < 1:
+        raise AseInputError(f"--grid must be at least 1, got {grid}")
+    if grid is not None and video is None:
+        raise AseInputError("--grid needs --video (the viewer shows one character)")
+    if width < 16 or height < 16:
+        raise AseInputError(f"--width and --height must be at least 16, got {width}x{height}")
+    specs = [latent or "random"]
+    if interpolate is not None:
+        specs = interpolate.split(",")
+        if len(specs) != 2:
+            raise AseInputError(f"bad --interpolate '{interpolate}': expected two latents A,B (e.g. e0,e3)")
+    for spec in specs:
+        check_latent_spec(spec)
+
+    pretrained, _, _ = load(checkpoint)
+    dim = pretrained.config.latent_dim
+    steps = max(1, round(seconds * VIDEO_FPS))
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), max(grid or 1, 2))
+    if grid is not None:
+        latents = np.stack([np.broadcast_to(parse_latent("random", dim, k), (steps, dim)) for k in keys[:grid]])
+    elif interpolate is not None:
+        a, b = (parse_latent(s, dim, k) for s, k in zip(specs, keys))
+        latents = slerp(a, b, np.linspace(0.0, 1.0, steps))[None]
+    else:
+        latents = np.broadcast_to(parse_latent(specs[0], dim, keys[0]), (1, steps, dim))
+    console.print(f"{checkpoint} (checkpoint {pretrained.step}): {latents.shape[0]} character(s), "
+                  f"{steps} steps at {VIDEO_FPS} Hz", highlight=False, soft_wrap=True)
+    qpos = rollout(checkpoint, latents, seed)
+    model = pretrained.env.mj_model
+    if video is None:
+        render.view(model, qpos[0], VIDEO_FPS)
+        return None
+    tiles = [render.render_frames(model, q, width=width, height=height) for q in qpos]
+    frames = tiles[0] if grid is None else render.grid(tiles, math.ceil(math.sqrt(len(tiles))))
+    path = render.write_video(video, frames, VIDEO_FPS)
+    console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {VIDEO_FPS} fps)",
+                  highlight=False, soft_wrap=True)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ase_jax.play", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a run folder (latest checkpoint) or .../checkpoints/N")
+    parser.add_argument("--latent", default=None, help="e0 .. e{latent_dim-1}, random (default) or FILE.npy")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the clip (default 10)")
+    parser.add_argument("--video", default=None, help="write an mp4 here instead of opening the viewer")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial state and random latents")
+    parser.add_argument("--grid", type=int, default=None, help="N random latents side by side")
+    parser.add_argument("--interpolate", default=None, help="A,B: move the latent from A to B over the clip")
+    parser.add_argument("--task", default=None, help="play a task policy (not available yet)")
+    parser.add_argument("--width", type=int, default=640, help="width of one character's view (default 640)")
+    parser.add_argument("--height", type=int, default=480, help="height of one character's view (default 480)")
+    args = parser.parse_args(argv)
+    from ase_jax.pretrain import enable_compilation_cache
+
+    enable_compilation_cache()
+    try:
+        play(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
+             grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width, height=args.height)
+    except AseInputError as e:
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

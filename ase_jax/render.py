@@ -1,0 +1,172 @@
+"""Offscreen rendering of qpos sequences to frames and videos (`mujoco.Renderer` + mediapy).
+
+Headless by default: unless `MUJOCO_GL` is set, EGL is used (OSMesa where libEGL is missing). MuJoCo
+reads `MUJOCO_GL` when it is imported; if `mujoco` was imported before this module with `MUJOCO_GL`
+unset, the backend is switched when the first renderer is made.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+if "MUJOCO_GL" not in os.environ:
+    for _backend, _library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if ctypes.util.find_library(_library):  # with neither, MuJoCo's default (GLFW) stays
+            os.environ["MUJOCO_GL"] = _backend
+            break
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ase_jax.errors import AseInputError  # noqa: E402
+
+# Follow camera: fixed distance (m), elevation and azimuth (degrees), look-at height (m), and the
+# fraction of the remaining distance to the pelvis the look-at point moves per frame.
+FOLLOW_DISTANCE = 4.0
+FOLLOW_ELEVATION = -15.0
+FOLLOW_AZIMUTH = 90.0  # looking along +y: the character's side when it walks along +x
+FOLLOW_HEIGHT = 0.9
+FOLLOW_SMOOTHING = 0.15
+TARGET_RGBA = np.array([0.9, 0.15, 0.1, 1.0], np.float32)
+
+
+class RenderError(AseInputError):
+    """What was asked for cannot be shown here (no display for the viewer, no ffmpeg for videos)."""
+
+
+def _use_headless_backend() -> None:
+    """If mujoco picked GLFW because MUJOCO_GL was unset when it was imported, use ours instead."""
+    from mujoco.rendering.classic import gl_context
+
+    wanted = os.environ.get("MUJOCO_GL", "")
+    if getattr(gl_context, "_MUJOCO_GL", None) == "" and wanted in ("egl", "osmesa"):
+        gl_context.GLContext = importlib.import_module(f"mujoco.{wanted}").GLContext
+
+
+def make_renderer(model: mujoco.MjModel, width: int, height: int) -> mujoco.Renderer:
+    _use_headless_backend()
+    # The offscreen buffer must hold the image; the MJCF's <global offwidth/offheight> may be smaller.
+    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
+    model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
+    return mujoco.Renderer(model, height=height, width=width)
+
+
+def gl_problem() -> str | None:
+    """None if offscreen rendering works here, else why not (for skipping tests)."""
+    try:
+        model = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='1'/></worldbody></mujoco>")
+        with make_renderer(model, 16, 16) as renderer:
+            renderer.update_scene(mujoco.MjData(model))
+            renderer.render()
+    except Exception as e:  # noqa: BLE001 - any failure means: no usable GL backend
+        return f"no OpenGL backend for offscreen rendering (MUJOCO_GL={os.environ.get('MUJOCO_GL')!r}): {e}"
+    return None
+
+
+def _add_marker(scene: mujoco.MjvScene, pos, size: float = 0.12) -> None:
+    if scene.ngeom >= scene.maxgeom:
+        return
+    mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_SPHERE, np.array([size, 0.0, 0.0]),
+                        np.asarray(pos, np.float64), np.eye(3).ravel(), TARGET_RGBA)
+    scene.ngeom += 1
+
+
+def render_frames(model: mujoco.MjModel, qpos_seq, width: int = 640, height: int = 480, camera="follow",
+                  target=None) -> np.ndarray:
+    """Renders each row of `qpos_seq` (T, nq) kinematically: (T, height, width, 3) uint8.
+
+    camera: "follow" (a free camera whose look-at point tracks the root's xy, smoothed, at a fixed
+    distance, elevation and azimuth), or a camera name or id of the model. target: an optional task
+    target, (3,) or (T, 3) world positions, drawn as a red sphere.
+    """
+    qpos_seq = np.asarray(qpos_seq, np.float64)
+    if qpos_seq.ndim != 2 or qpos_seq.shape[1] != model.nq:
+        raise ValueError(f"qpos_seq must have shape (T, {model.nq}), got {qpos_seq.shape}")
+    if target is not None:
+        target = np.broadcast_to(np.asarray(target, np.float64), (len(qpos_seq), 3))
+    data = mujoco.MjData(model)
+    cam = camera
+    if camera == "follow":
+        cam = mujoco.MjvCamera()
+        cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+        cam.distance, cam.elevation, cam.azimuth = FOLLOW_DISTANCE, FOLLOW_ELEVATION, FOLLOW_AZIMUTH
+        cam.lookat[:] = [qpos_seq[0, 0], qpos_seq[0, 1], FOLLOW_HEIGHT]
+    frames = np.empty((len(qpos_seq), height, width, 3), np.uint8)
+    with make_renderer(model, width, height) as renderer:
+        for t, qpos in enumerate(qpos_seq):
+            data.qpos[:] = qpos
+            mujoco.mj_forward(model, data)
+            if camera == "follow":
+                cam.lookat[:2] += FOLLOW_SMOOTHING * (qpos[:2] - cam.lookat[:2])
+            renderer.update_scene(data, camera=cam)
+            if target is not None:
+                _add_marker(renderer.scene, target[t])
+            frames[t] = renderer.render()
+    return frames
+
+
+def grid(frames_list, cols: int) -> np.ndarray:
+    """Tiles videos of equal shape (T, H, W, 3) into rows of `cols`; empty tiles are black."""
+    frames_list = [np.asarray(f) for f in frames_list]
+    if not frames_list:
+        raise ValueError("grid needs at least one video")
+    shape = frames_list[0].shape
+    if any(f.shape != shape for f in frames_list):
+        raise ValueError(f"grid needs videos of one shape, got {sorted({f.shape for f in frames_list})}")
+    cols = max(1, min(cols, len(frames_list)))
+    rows = -(-len(frames_list) // cols)
+    t, h, w, c = shape
+    out = np.zeros((t, rows * h, cols * w, c), frames_list[0].dtype)
+    for i, f in enumerate(frames_list):
+        r, k = divmod(i, cols)
+        out[:, r * h:(r + 1) * h, k * w:(k + 1) * w] = f
+    return out
+
+
+def view(model: mujoco.MjModel, qpos_seq, fps: float, target=None) -> None:
+    """Plays `qpos_seq` in a loop in MuJoCo's interactive viewer (needs a display) until it is closed."""
+    import time
+
+    import mujoco.viewer
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise RenderError("MuJoCo's viewer needs a display and none is set (DISPLAY); write a video with "
+                          "--video=out.mp4 instead")
+    data = mujoco.MjData(model)
+    target = None if target is None else np.broadcast_to(np.asarray(target, np.float64), (len(qpos_seq), 3))
+    with mujoco.viewer.launch_passive(model, data) as viewer:
+        viewer.cam.type, viewer.cam.trackbodyid = mujoco.mjtCamera.mjCAMERA_TRACKING, 1
+        t = 0
+        while viewer.is_running():
+            tick = time.perf_counter()
+            data.qpos[:] = qpos_seq[t % len(qpos_seq)]
+            mujoco.mj_forward(model, data)
+            if target is not None:
+                viewer.user_scn.ngeom = 0
+                _add_marker(viewer.user_scn, target[t % len(qpos_seq)])
+            viewer.sync()
+            t += 1
+            time.sleep(max(0.0, 1.0 / fps - (time.perf_counter() - tick)))
+
+
+def write_video(path, frames, fps: float) -> Path:
+    """Writes (T, H, W, 3) uint8 frames as a video (mp4/H.264 unless the suffix says otherwise)."""
+    import mediapy
+
+    if shutil.which("ffmpeg") is None:
+        raise RenderError("writing videos needs the ffmpeg program, which is not on PATH "
+                           "(Debian/Ubuntu: apt-get install ffmpeg; conda: conda install ffmpeg)")
+    frames = np.asarray(frames)
+    # H.264 with yuv420p needs even sizes: pad odd ones by one black row/column.
+    pad = [(0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)]
+    if any(p[1] for p in pad):
+        frames = np.pad(frames, pad)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mediapy.write_video(path, frames, fps=fps)
+    return path

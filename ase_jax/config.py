@@ -128,6 +128,13 @@ class Config:
     disc_units: list = _field((1024, 1024, 512), "discriminator/encoder trunk sizes", None)
     normalize_obs_clip: float = _field(5.0, "clamp of normalised observations", _positive)
 
+    # --- task training (stage 2; facts sheet section 6) ---
+    task: str = _field("heading", "task for the high-level controller: heading, location, reach, strike, getup",
+                       _one_of("heading", "location", "reach", "strike", "getup"))
+    llc: str = _field("", "pre-trained low-level controller: a pretrain run folder or one of its checkpoints")
+    llc_steps: int = _field(5, "low-level control steps per high-level action", _positive)
+    scratch: bool = _field(False, "train a plain policy on the task without the skill embedding (baseline)")
+
     # --- run bookkeeping ---
     checkpoint_every: int = _field(100, "iterations between checkpoints", _positive)
     keep_checkpoints: int = _field(3, "most recent checkpoints kept", _positive)

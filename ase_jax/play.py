@@ -53,7 +53,8 @@ def load(checkpoint):
             model = dataclasses.replace(pretrained, params=params, obs_norm=obs_norm)
             return jax.vmap(env.step)(state, model.action(state.obs, z))
 
-        _LOADED[key] = (pretrained, jax.jit(jax.vmap(env.reset)), jax.jit(step))
+        # reset is compiled for one env and stacked, so a grid of any size compiles only its step.
+        _LOADED[key] = (pretrained, jax.jit(env.reset), jax.jit(step))
     return _LOADED[key]
 
 
@@ -115,7 +116,8 @@ def rollout(checkpoint, latents: np.ndarray, seed: int = 0) -> np.ndarray:
     Frame 0 is the initial state; the latent of the last step is not used."""
     pretrained, reset, step = load(checkpoint)
     n, t = latents.shape[:2]
-    state = reset(jax.random.split(jax.random.PRNGKey(seed), n))
+    starts = [reset(k) for k in jax.random.split(jax.random.PRNGKey(seed), n)]
+    state = jax.tree.map(lambda *x: jnp.stack(x), *starts)
     z = jnp.asarray(latents, jnp.float32)
     qpos = [state.data.qpos]
     for i in range(t - 1):

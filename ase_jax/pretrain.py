@@ -8,46 +8,19 @@ the latest checkpoint there when rerun.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.metadata
-import json
-import math
-import platform
 import sys
-import time
-from pathlib import Path
 
 import jax
-import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
-from ase_jax.checkpoint import Checkpointer, check_compatible
-from ase_jax.config import Config, config_from_args, to_dict
+from ase_jax.config import Config, config_from_args
 from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.motions.library import build_motion_lib
-from ase_jax.run_log import RunLogger
-
-class TrainingDiverged(AseInputError):
-    """Training produced only non-finite gradients for several iterations in a row."""
-
-
-PACKAGES = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "brax", "flax", "optax", "orbax-checkpoint", "numpy")
-
-
-def run_info(config: Config) -> dict:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return {"config": to_dict(config), "versions": versions, "python": platform.python_version(),
-            "devices": [str(d) for d in jax.local_devices()]}
+from ase_jax.run_loop import TrainingDiverged, enable_compilation_cache, train_loop  # noqa: F401
 
 
 def build(config: Config):
@@ -64,79 +37,7 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
-    if jax.devices()[0].platform == "cpu" and config.num_envs * config.horizon >= 65536:
-        console.print(f"[yellow]note:[/] {config.num_envs} envs with these networks are sized for a GPU; on this CPU one "
-                      "iteration takes many minutes. For a quick CPU run use --config=tiny.")
-    workdir = Path(config.workdir)
-    fns = make_train_fns(config, env)
-    checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.keep_checkpoint_period)
-    config_dict = to_dict(config)
-    state = fns.init(jax.random.PRNGKey(config.seed))
-    restored, start = checkpointer.restore_latest_readable(
-        state, check_config=lambda saved: check_compatible(saved, config_dict, workdir),
-        log=lambda message: console.print(f"[yellow]warning:[/] {message}"))
-    if restored is None:
-        start = 0
-    else:
-        state = restored
-        console.print(f"resumed from {checkpointer.directory / str(start)} (iteration {start})")
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str))
-
-    steps_per_iteration = config.num_envs * config.horizon
-    total_iterations = math.ceil(config.total_steps / steps_per_iteration)
-    if max_iterations is not None:
-        total_iterations = min(total_iterations, start + max_iterations)
-    logger = RunLogger(workdir)
-    last = {}
-    progress = Progress(TextColumn("[bold]pretrain"), BarColumn(), TextColumn("{task.completed}/{task.total} it"),
-                        TextColumn("{task.fields[sps]} steps/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                        TimeRemainingColumn(), console=console, transient=False)
-    try:
-        with progress:
-            task = progress.add_task("train", total=total_iterations, completed=start, sps="-")
-            tick, tick_iteration = None, start
-            bad_iterations = 0
-            for iteration in range(start, total_iterations):
-                state, metrics = fns.step(state)
-                done = iteration + 1
-                # Every update of this iteration skipped for non-finite gradients: count, and stop if it persists.
-                if float(np.asarray(metrics["skipped_updates"])[0]) >= 1.0:
-                    bad_iterations += 1
-                    if bad_iterations >= config.max_bad_iterations:
-                        checkpointer.wait()
-                        last_good = checkpointer.latest_step()  # params stay finite: skipped updates
-                        raise TrainingDiverged(
-                            f"{bad_iterations} consecutive iterations had only non-finite gradients (iteration {done}); "
-                            f"stopped. The last checkpoint, {checkpointer.directory / str(last_good)}, is intact; "
-                            f"lower learning_rate or check the motion data and config")
-                else:
-                    bad_iterations = 0
-                if done % config.log_every == 0 or done == total_iterations:
-                    metrics = {k: float(np.asarray(v)[0]) for k, v in jax.device_get(metrics).items()}
-                    now = time.perf_counter()
-                    if tick is not None:  # the first iteration includes compilation
-                        metrics["perf/env_steps_per_s"] = (done - tick_iteration) * steps_per_iteration / (now - tick)
-                        progress.update(task, sps=f"{metrics['perf/env_steps_per_s']:,.0f}")
-                    tick, tick_iteration = now, done
-                    logger.log(done * steps_per_iteration, metrics)
-                    last = metrics
-                if done % config.checkpoint_every == 0 or done == total_iterations:
-                    checkpointer.save(done, state, config_dict)
-                progress.update(task, completed=done)
-    finally:
-        checkpointer.wait()
-        checkpointer.close()
-        logger.close()
-    console.print(f"done: {total_iterations} iterations ({total_iterations * steps_per_iteration:,} env steps); "
-                  f"checkpoints in {checkpointer.directory}")
-    return last
-
-
-def enable_compilation_cache() -> None:
-    """Reuse compiled XLA programs across runs (a resumed run starts in seconds, not minutes)."""
-    if not jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", str(Path("~/.cache/ase_jax/xla").expanduser()))
+    return train_loop(config, make_train_fns(config, env), console, "pretrain", max_iterations)
 
 
 def main(argv=None) -> int:

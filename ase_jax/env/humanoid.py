@@ -41,6 +41,8 @@ class EnvState:
     recovery_count: jax.Array  # control steps left in which the episode cannot end (get-up)
     key: jax.Array
     metrics: dict
+    reward: jax.Array  # task reward of the last step (0 without a task)
+    task: dict  # the task's state (targets, timers); empty without a task
 
 
 def body_velocities(model: mjx.Model, data: mjx.Data):
@@ -57,13 +59,17 @@ def body_velocities(model: mjx.Model, data: mjx.Data):
 class HumanoidEnv:
     """ASE's humanoid with reference-state, default, hybrid and fall initialisation."""
 
-    def __init__(self, config: Config, character: Character, motion_lib: ml.MotionLib | None = None):
+    def __init__(self, config: Config, character: Character, motion_lib: ml.MotionLib | None = None, task=None):
         if config.state_init != "default" and motion_lib is None:
             raise ValueError(f"state_init='{config.state_init}' needs a motion library")
         self.config = config
         self.character = character
         self.motion_lib = motion_lib
-        model = mujoco.MjModel.from_xml_path(str(character.xml_path))
+        self.task = task
+        spec = mujoco.MjSpec.from_file(str(character.xml_path))
+        if task is not None:
+            task.add_props(spec)  # e.g. the strike target: bodies after the character's
+        model = spec.compile()
         model.opt.iterations = config.solver_iterations
         model.opt.ls_iterations = config.solver_ls_iterations
         self.mj_model = model
@@ -72,7 +78,9 @@ class HumanoidEnv:
         self.mjx_model = mjx.put_model(model, impl=config.mjx_impl)
         self.control_dt = config.physics_steps_per_control_step * model.opt.timestep
         self.history = config.demo_history
-        self.obs_size = obs_lib.policy_obs_size(character)
+        self.humanoid_obs_size = obs_lib.policy_obs_size(character)
+        self.obs_size = self.humanoid_obs_size + (task.obs_size if task is not None else 0)
+        self._nq, self._nv, self._nb = character.nq, character.nv, character.num_bodies
         self.amp_obs_size = obs_lib.amp_obs_size(character)
         self.action_size = character.num_actions
 
@@ -82,7 +90,9 @@ class HumanoidEnv:
         is_contact_body = np.zeros(character.num_bodies, bool)
         is_contact_body[list(character.contact_body_ids)] = True
         self._is_contact_body = jnp.asarray(is_contact_body)
-        self._geom_body = jnp.asarray(model.geom_bodyid, jnp.int32) - 1  # -1: the world (floor)
+        # Character body index of each geom; the world and props share the extra last slot.
+        geom_body = model.geom_bodyid.astype(np.int32) - 1
+        self._geom_body = jnp.asarray(np.where((geom_body >= 0) & (geom_body < self._nb), geom_body, self._nb))
         self._default_qpos = jnp.asarray(model.qpos0, jnp.float32)
         self._fall_qpos = jnp.asarray(make_fall_states(character, config.num_fall_states, config.seed), jnp.float32)
         self._blank_data = mjx.make_data(self.mjx_model)
@@ -90,13 +100,20 @@ class HumanoidEnv:
     # --- observations and termination ---------------------------------------------------------
 
     def _observe(self, data: mjx.Data):
+        """(humanoid policy observation, discriminator frame) of the character's part of the scene."""
         vel, ang_vel = body_velocities(self.mjx_model, data)
-        policy = obs_lib.policy_obs(data.xpos[1:], data.xquat[1:], vel, ang_vel)
-        frame = obs_lib.amp_obs_frame(data.qpos, data.qvel, data.xpos[1:], self.character)
+        b = slice(1, 1 + self._nb)
+        policy = obs_lib.policy_obs(data.xpos[b], data.xquat[b], vel[: self._nb], ang_vel[: self._nb])
+        frame = obs_lib.amp_obs_frame(data.qpos[: self._nq], data.qvel[: self._nv], data.xpos[b], self.character)
         return policy, frame
 
-    def _body_contacts(self, data: mjx.Data) -> jax.Array:
-        """(B,) whether each body touches something (penetration depth > 0 on any of its geoms).
+    def _full_obs(self, policy, task_state, data):
+        if self.task is None:
+            return policy
+        return jnp.concatenate([policy, self.task.observe(task_state, data, self.character)])
+
+    def body_contacts(self, data: mjx.Data) -> jax.Array:
+        """(B,) whether each character body touches something (penetration depth > 0 on any of its geoms).
 
         MJX keeps a fixed list of candidate contacts with their signed distances; a negative
         distance is an active contact with a positive normal force, our stand-in for the
@@ -113,8 +130,8 @@ class HumanoidEnv:
     def _has_fallen(self, data: mjx.Data) -> jax.Array:
         """Facts 4.3: a non-foot body touches something AND a non-foot body is below its height."""
         not_feet = ~self._is_contact_body
-        contact = jnp.any(self._body_contacts(data) & not_feet)
-        low = jnp.any((data.xpos[1:, 2] < self._termination_height) & not_feet)
+        contact = jnp.any(self.body_contacts(data) & not_feet)
+        low = jnp.any((data.xpos[1: 1 + self._nb, 2] < self._termination_height) & not_feet)
         return contact & low
 
     # --- initial states -----------------------------------------------------------------------
@@ -126,14 +143,18 @@ class HumanoidEnv:
         return mjx.com_vel(self.mjx_model, data)
 
     def _initial_state(self, key, data: mjx.Data, terminated, bad):
-        """A fresh start for one env: (data, obs, amp history, recovery count), facts 4.4-4.5."""
+        """A fresh start for one env: (data, humanoid obs, amp history, recovery count), facts 4.4-4.5.
+
+        Only the character's coordinates are set here; props keep theirs until the task places them.
+        """
         k_mode, k_fall, k_ref = jax.random.split(key, 3)
         u = jax.random.uniform(k_mode, (3,))
         recovery = terminated & ~bad & (u[0] < self.config.recovery_episode_prob)
         fall = ~recovery & (u[1] < self.config.fall_init_prob)
+        nq, nv = self._nq, self._nv
         qpos = jnp.where(fall, self._fall_qpos[jax.random.randint(k_fall, (), 0, self._fall_qpos.shape[0])],
-                         self._default_qpos)
-        qvel = jnp.zeros(self.mjx_model.nv)
+                         self._default_qpos[:nq])
+        qvel = jnp.zeros(nv)
         use_ref = jnp.asarray(False)
         if self.motion_lib is not None and self.config.state_init != "default":
             ref_prob = 1.0 if self.config.state_init == "reference" else self.config.hybrid_init_prob
@@ -144,9 +165,9 @@ class HumanoidEnv:
             ref = ml.state_at(self.motion_lib, jnp.full(times.shape, clip), times)
             qpos = jnp.where(use_ref, ref.qpos[0], qpos)
             qvel = jnp.where(use_ref, ref.qvel[0], qvel)
-        qpos = jnp.where(recovery, data.qpos, qpos)
-        qvel = jnp.where(recovery, data.qvel, qvel)
-        new = self._with_state(data, qpos, qvel)
+        qpos = jnp.where(recovery, data.qpos[:nq], qpos)
+        qvel = jnp.where(recovery, data.qvel[:nv], qvel)
+        new = self._with_state(data, data.qpos.at[:nq].set(qpos), data.qvel.at[:nv].set(qvel))
         policy, frame = self._observe(new)
         history = jnp.broadcast_to(frame, (self.history, frame.shape[0]))
         if self.motion_lib is not None and self.config.state_init != "default":
@@ -156,47 +177,66 @@ class HumanoidEnv:
         recovery_count = jnp.where(recovery | fall, self.config.recovery_steps, 0)
         return new, policy, history, recovery_count
 
+    def _start_task(self, key, data: mjx.Data):
+        """(task state, data with props placed) for a new episode."""
+        if self.task is None:
+            return {}, data
+        task_state, data = self.task.reset(key, data, self.character)
+        return task_state, self._with_state(data, data.qpos, data.qvel)
+
     # --- the API -------------------------------------------------------------------------------
 
     def reset(self, key: jax.Array) -> EnvState:
-        key, k_init = jax.random.split(key)
+        key, k_init, k_task = jax.random.split(key, 3)
+        blank = self._blank_data.replace(qpos=self._default_qpos)
         data, policy, history, recovery_count = self._initial_state(
-            k_init, self._blank_data, jnp.asarray(False), jnp.asarray(False))
+            k_init, blank, jnp.asarray(False), jnp.asarray(False))
+        task_state, data = self._start_task(k_task, data)
+        obs = self._full_obs(policy, task_state, data)
         zero = jnp.zeros((), jnp.float32)
-        return EnvState(data=data, obs=policy, amp_obs=history, next_obs=policy, next_amp_obs=history,
+        return EnvState(data=data, obs=obs, amp_obs=history, next_obs=obs, next_amp_obs=history,
                         done=zero, terminated=zero, step_count=jnp.zeros((), jnp.int32),
                         recovery_count=jnp.asarray(recovery_count, jnp.int32), key=key,
-                        metrics={"episode_length": zero, "nonfinite": zero})
+                        metrics={"episode_length": zero, "nonfinite": zero}, reward=zero, task=task_state)
 
     def step(self, state: EnvState, action: jax.Array) -> EnvState:
         bad_action = ~jnp.all(jnp.isfinite(action))
         action = jnp.where(bad_action, 0.0, jnp.clip(action, -1.0, 1.0))
+        prev_root_pos = state.data.qpos[0:3]
         data = state.data.replace(ctrl=self._pd_offset + self._pd_scale * action)
         data = jax.lax.fori_loop(0, self.config.physics_steps_per_control_step,
                                  lambda _, d: mjx.step(self.mjx_model, d), data)
         policy, frame = self._observe(data)
         bad = bad_action | ~jnp.all(jnp.isfinite(data.qpos)) | ~jnp.all(jnp.isfinite(data.qvel)) \
             | ~jnp.all(jnp.isfinite(policy))
-        policy = jnp.where(bad, 0.0, policy)
         history = jnp.where(bad, 0.0, jnp.concatenate([frame[None], state.amp_obs[:-1]], axis=0))
 
+        key, k_init, k_task = jax.random.split(state.key, 3)
         step_count = state.step_count + 1
         recovering = state.recovery_count > 0
-        fallen = self._has_fallen(data) & (step_count > 1) & ~recovering if self.config.early_termination else False
-        terminated = fallen | bad
+        fallen = self._has_fallen(data) if self.config.early_termination else jnp.asarray(False)
+        task_state, reward = state.task, jnp.zeros(())
+        if self.task is not None:
+            reward = self.task.reward(task_state, data, prev_root_pos, self.control_dt, self.character)
+            if self.config.early_termination:
+                fallen = fallen | self.task.terminated(task_state, data, self)
+            task_state, data = self.task.update(jax.random.fold_in(k_task, 1), task_state, data, self.character)
+        terminated = (fallen & (step_count > 1) & ~recovering) | bad
         timed_out = (step_count >= self.config.episode_length - 1) & ~recovering
         done = terminated | timed_out
+        obs = jnp.where(bad, 0.0, self._full_obs(policy, task_state, data))
+        reward = jnp.where(bad, 0.0, reward)
 
-        key, k_init = jax.random.split(state.key)
         init_data, init_policy, init_history, init_recovery = self._initial_state(k_init, data, terminated, bad)
-        pick = lambda a, b: jnp.where(done, a, b)
-        data = jax.tree.map(pick, init_data, data)
+        init_task, init_data = self._start_task(k_task, init_data)
+        init_obs = self._full_obs(init_policy, init_task, init_data)
+        pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)
         f32 = lambda x: jnp.asarray(x, jnp.float32)
         return EnvState(
-            data=data,
-            obs=pick(init_policy, policy),
+            data=pick(init_data, data),
+            obs=pick(init_obs, obs),
             amp_obs=pick(init_history, history),
-            next_obs=policy,
+            next_obs=obs,
             next_amp_obs=history,
             done=f32(done),
             terminated=f32(terminated),
@@ -204,6 +244,8 @@ class HumanoidEnv:
             recovery_count=jnp.where(done, init_recovery, jnp.maximum(state.recovery_count - 1, 0)).astype(jnp.int32),
             key=key,
             metrics={"episode_length": f32(jnp.where(done, step_count, 0)), "nonfinite": f32(bad)},
+            reward=f32(reward),
+            task=pick(init_task, task_state),
         )
 
 

@@ -1,0 +1,18 @@
+"""Get-up: every episode starts fallen; the reward is for standing up (a check of the low-level
+policy's recovery skills; the reference trains recovery inside pre-training, facts 4.5)."""
+
+import jax.numpy as jnp
+
+from ase_jax.tasks.base import Task
+
+
+class Getup(Task):
+    name = "getup"
+    obs_size = 0
+    change_steps = None
+    config_overrides = {"fall_init_prob": 1.0, "recovery_steps": 0}
+    stand_height = 1.35  # head height of the standing character (m), roughly
+
+    def reward(self, state, data, prev_root_pos, dt, character):
+        head = data.xpos[1 + character.body_id("head"), 2]
+        return jnp.clip(head / self.stand_height, 0.0, 1.0)

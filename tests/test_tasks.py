@@ -1,0 +1,125 @@
+"""Task training: reward functions, the strike target, the frozen LLC and an end-to-end tiny run."""
+
+import io
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+from rich.console import Console
+
+from ase_jax import quat
+from ase_jax.agents.ase.policy import load_pretrained
+from ase_jax.checkpoint import Checkpointer, select_subtree
+from ase_jax.config import load_config
+from ase_jax.errors import AseInputError
+from ase_jax.pretrain import train as pretrain
+from ase_jax.task import build, main as task_main, train as task_train
+from ase_jax.tasks import TASKS, make_task
+from ase_jax.tasks.heading import heading_reward
+from ase_jax.tasks.location import location_reward
+from ase_jax.tasks.reach import reach_reward
+from ase_jax.tasks.strike import TARGET, strike_reward
+
+
+def _quiet():
+    return Console(file=io.StringIO(), width=200)
+
+
+def test_heading_reward():
+    d, f = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+    best = heading_reward(d, 1.5, f, jnp.array([1.5, 0.0]), f)
+    assert abs(float(best) - 1.0) < 1e-6
+    assert float(heading_reward(d, 1.5, f, jnp.array([0.5, 0.3]), f)) < float(best)
+    assert abs(float(heading_reward(d, 1.5, f, jnp.array([-1.5, 0.0]), -f))) < 1e-6  # backwards, facing away
+
+
+def test_location_reward():
+    target, facing = jnp.array([3.0, 4.0]), jnp.array([0.6, 0.8])
+    at = location_reward(target, target, jnp.zeros(2), facing)
+    assert abs(float(at) - 1.0) < 1e-6
+    towards = location_reward(target, jnp.zeros(2), jnp.array([0.6, 0.8]), facing)
+    away = location_reward(target, jnp.zeros(2), -jnp.array([0.6, 0.8]), -facing)
+    assert float(at) > float(towards) > float(away) >= 0
+
+
+def test_reach_reward():
+    target = jnp.array([0.5, -0.2, 1.2])
+    assert abs(float(reach_reward(target, target)) - 1.0) < 1e-6
+    assert abs(float(reach_reward(target, target + jnp.array([1.0, 0, 0]))) - np.exp(-4)) < 1e-6
+
+
+def test_strike_reward():
+    upright = jnp.array([1.0, 0, 0, 0])
+    fallen = quat.from_axis_angle(jnp.array([1.0, 0, 0]), jnp.array(np.pi / 2))
+    still = strike_reward(upright, jnp.array([2.0, 0]), jnp.zeros(2), jnp.zeros(2))
+    running = strike_reward(upright, jnp.array([2.0, 0]), jnp.zeros(2), jnp.array([1.0, 0]))
+    assert float(still) == 0 and abs(float(running) - 0.4) < 1e-6
+    assert float(strike_reward(fallen, jnp.array([2.0, 0]), jnp.zeros(2), jnp.zeros(2))) == 1.0
+
+
+def test_strike_target_falls_when_pushed():
+    config = load_config("task_tiny", {"task": "strike", "scratch": True})
+    _, env, _ = build(config)
+    m = env.mj_model
+    d = mujoco.MjData(m)
+    j = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, TARGET)
+    q, v = m.jnt_qposadr[j], m.jnt_dofadr[j]
+    d.qpos[q: q + 3] = [2.0, 0.0, 0.9]
+    mujoco.mj_forward(m, d)
+    assert abs(d.qpos[q + 2] - 0.9) < 1e-6
+    for _ in range(60):  # a 0.5 s push on its top, as a sword blow would give
+        d.xfrc_applied[m.body(TARGET).id, :3] = [40.0, 0.0, 0.0]
+        d.xfrc_applied[m.body(TARGET).id, 3:] = [0.0, 30.0, 0.0]
+        mujoco.mj_step(m, d)
+    d.xfrc_applied[:] = 0
+    for _ in range(240):
+        mujoco.mj_step(m, d)
+    up = quat.rotate(d.qpos[q + 3: q + 7], np.array([0.0, 0.0, 1.0]))
+    assert up[2] < 0.2, up
+
+
+def test_task_observation_sizes():
+    for name in TASKS:
+        config = load_config("task_tiny", {"task": name, "scratch": True})
+        _, env, _ = build(config)
+        assert env.obs_size == 253 + make_task(name).obs_size
+
+
+@pytest.fixture(scope="module")
+def tiny_llc(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("llc")
+    pretrain(load_config("tiny", {"workdir": str(workdir), "total_steps": 32}), console=_quiet())
+    return workdir
+
+
+def test_heading_on_frozen_llc_end_to_end(tiny_llc, tmp_path):
+    config = load_config("task_tiny", {"task": "heading", "llc": str(tiny_llc), "workdir": str(tmp_path)})
+    metrics = task_train(config, console=_quiet())
+    for key in ("loss/total", "reward/task", "reward/disc", "episode/length"):
+        assert np.isfinite(metrics[key]), key
+    assert 0 <= metrics["reward/task"] <= 1
+    # The frozen low-level controller is bit-identical in the task run's checkpoint.
+    llc = load_pretrained(tiny_llc)
+    ckpt = Checkpointer(tmp_path, 5)
+    arrays, layout, _ = ckpt.restore_raw(ckpt.latest_step())
+    ckpt.close()
+    saved = select_subtree(arrays, layout, ".llc['params']", jax.device_get(llc.params))
+    for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(jax.device_get(llc.params))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_llc_errors(tiny_llc, tmp_path, capsys):
+    cases = [
+        ({"llc": ""}, "needs --llc"),
+        ({"llc": str(tmp_path / "nowhere")}, "no such run folder"),
+        ({"llc": str(tmp_path)}, "not an ase_jax run folder"),
+        ({"llc": str(tiny_llc), "latent_dim": 32}, "trained with latent_dim=64, but this run has latent_dim=32"),
+        ({"llc": str(tiny_llc), "character": "amp_humanoid"}, "trained with character='sword_shield'"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(AseInputError, match=message):
+            build(load_config("task_tiny", overrides))
+    assert task_main(["--name=hedding", f"--llc={tiny_llc}"]) == 1
+    assert "did you mean 'heading'" in capsys.readouterr().err

@@ -10,7 +10,7 @@ class Getup(Task):
     name = "getup"
     obs_size = 0
     change_steps = None
-    config_overrides = {"fall_init_prob": 1.0, "recovery_steps": 0}
+    config_overrides = {"fall_init_prob": 1.0}  # with the default 60-step grace period to get up
     stand_height = 1.35  # head height of the standing character (m), roughly
 
     def reward(self, state, data, prev_root_pos, dt, character):

@@ -1,7 +1,13 @@
-"""Benchmarks; each prints one JSON line.
+"""Benchmarks; `env` and `train` print one JSON line, `all` a table (and JSON with --out).
 
     python -m ase_jax.bench env   [--steps=K] [--config=NAME] [--key=value ...]
     python -m ase_jax.bench train [--iterations=K] [--config=NAME] [--key=value ...]
+    python -m ase_jax.bench all   [--sizes=16,64] [--steps=K] [--out=FILE.json] [--compare=OLD.json]
+
+`all` measures, in one process and on the same model, for each env count: C MuJoCo on the CPU
+(`mujoco.rollout`, all cores) doing the same physics, bare `mjx.step`, our env step, and one full
+pre-training iteration (rollout vs update share); compile times cold and from JAX's persistent
+cache; and peak memory. Default sizes: 16, 64 on a CPU; 1024, 4096, 16384 on a GPU.
 
 `env` prints: the device, compile times, env steps per second of our environment (physics
 + PD + observations + termination + auto-reset), and the same for a bare `mjx.step` loop doing the
@@ -16,12 +22,18 @@ the rollout (timed separately with the same state) versus the updates.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import resource
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from ase_jax.mjx_import import mjx
 
 from ase_jax.character import load_character
@@ -120,23 +132,120 @@ def bench_train(config, iterations: int) -> dict:
             "rollout_share": round(rollout_s / iteration_s, 3), "update_share": round(1 - rollout_s / iteration_s, 3)}
 
 
+def bench_mujoco_rollout(config, num_envs: int, steps: int) -> dict:
+    """C MuJoCo, multi-threaded `mujoco.rollout`, same model and physics steps as the env."""
+    import mujoco
+    from mujoco import rollout
+
+    env_model = make_env(dataclasses.replace(config, state_init="default")).mj_model
+    threads = os.cpu_count() or 1
+    datas = [mujoco.MjData(env_model) for _ in range(threads)]
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state0 = np.zeros(mujoco.mj_stateSize(env_model, spec))
+    mujoco.mj_getState(env_model, datas[0], state0, spec)
+    physics = steps * config.physics_steps_per_control_step
+    rng = np.random.default_rng(0)
+    character = load_character(config.character)
+    ctrl = character.pd_offset + character.pd_scale * rng.uniform(-0.5, 0.5, (num_envs, steps, env_model.nu))
+    ctrl = np.repeat(ctrl, config.physics_steps_per_control_step, axis=1)
+    start = time.perf_counter()
+    rollout.rollout(env_model, datas, np.repeat(state0[None], num_envs, 0), ctrl)
+    run_s = time.perf_counter() - start
+    return {"threads": threads, "run_s": round(run_s, 4), "env_steps_per_s": round(num_envs * steps / run_s, 1),
+            "physics_steps_per_s": round(num_envs * physics / run_s, 1)}
+
+
+def _peak_memory() -> dict:
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return {"peak_device_bytes": int(stats["peak_bytes_in_use"])}
+    return {"peak_host_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
+
+
+def bench_all(config, sizes, steps: int, iterations: int) -> dict:
+    results = {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
+               "num_devices": jax.local_device_count(), "jax": jax.__version__, "steps": steps, "sizes": {}}
+    for n in sizes:
+        minibatch = max(1, n * config.horizon // 4)
+        sized = dataclasses.replace(config, num_envs=n, minibatch_size=minibatch,
+                                    amp_minibatch_size=min(config.amp_minibatch_size, minibatch))
+        row = {"mujoco_c": bench_mujoco_rollout(sized, n, steps)}
+        row.update(bench_env(sized, steps))
+        row["train"] = bench_train(sized, iterations)
+        # The same programs again from the persistent compilation cache that the cold run filled.
+        jax.clear_caches()
+        row["env_cached_compile_s"] = bench_env(sized, 2)["env"]["compile_s"]
+        row.update(_peak_memory())
+        results["sizes"][str(n)] = row
+    return results
+
+
+def _print_table(results: dict, old: dict | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ase_jax bench all: {results['device']} ({results['platform']}), jax {results['jax']}")
+    columns = [("envs", None), ("C MuJoCo steps/s", ("mujoco_c", "env_steps_per_s")),
+               ("bare mjx steps/s", ("bare_mjx_step", "env_steps_per_s")), ("env steps/s", ("env", "env_steps_per_s")),
+               ("env overhead", ("overhead",)), ("train steps/s", ("train", "env_steps_per_s")),
+               ("rollout share", ("train", "rollout_share")), ("env compile s", ("env", "compile_s")),
+               ("cached compile s", ("env_cached_compile_s",)), ("train compile s", ("train", "compile_s"))]
+    for name, _ in columns:
+        table.add_column(name, justify="right")
+
+    def get(row, path):
+        for key in path:
+            row = row.get(key, {}) if isinstance(row, dict) else {}
+        return row if isinstance(row, (int, float)) else None
+
+    for n, row in results["sizes"].items():
+        cells = [n]
+        for _, path in columns[1:]:
+            value = get(row, path)
+            text = "-" if value is None else f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+            if old and value is not None and get(old.get("sizes", {}).get(n, {}), path):
+                text += f" ({value / get(old['sizes'][n], path):.2f}x)"
+            cells.append(text)
+        table.add_row(*cells)
+    Console(width=200).print(table)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("env", "train"):
+    if not argv or argv[0] not in ("env", "train", "all"):
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    steps, iterations = 100, 3
+    steps, iterations, sizes, out, compare = 100, 3, None, None, None
     flags = []
     for arg in rest:
-        if arg.startswith("--steps="):
-            steps = int(arg.split("=", 1)[1])
-        elif arg.startswith("--iterations="):
-            iterations = int(arg.split("=", 1)[1])
+        key, _, value = arg.partition("=")
+        if key == "--steps":
+            steps = int(value)
+        elif key == "--iterations":
+            iterations = int(value)
+        elif key == "--sizes":
+            sizes = [int(v) for v in value.split(",")]
+        elif key == "--out":
+            out = value
+        elif key == "--compare":
+            compare = value
         else:
             flags.append(arg)
     try:
         config = config_from_args(flags)
+        if command == "all":
+            if sizes is None:
+                sizes = [16, 64] if jax.devices()[0].platform == "cpu" else [1024, 4096, 16384]
+            cache_dir = tempfile.mkdtemp(prefix="ase_jax_bench_cache_")
+            jax.config.update("jax_compilation_cache_dir", cache_dir)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            result = bench_all(config, sizes, steps, iterations)
+            old = json.loads(Path(compare).read_text()) if compare else None
+            _print_table(result, old)
+            if out:
+                Path(out).write_text(json.dumps(result, indent=2))
+            return 0
         result = bench_env(config, steps) if command == "env" else bench_train(config, iterations)
     except AseInputError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -20,7 +20,7 @@ from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.motions.library import build_motion_lib
-from ase_jax.run_loop import TrainingDiverged, enable_compilation_cache, train_loop  # noqa: F401
+from ase_jax.run_loop import TrainingDiverged, train_loop  # noqa: F401
 
 
 def build(config: Config):
@@ -42,7 +42,6 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
 
 def main(argv=None) -> int:
     console = Console()
-    enable_compilation_cache()
     try:
         config = config_from_args(sys.argv[1:] if argv is None else argv)
         train(config, console)

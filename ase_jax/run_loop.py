@@ -39,12 +39,6 @@ def run_info(config: Config) -> dict:
             "devices": [str(d) for d in jax.local_devices()]}
 
 
-def enable_compilation_cache() -> None:
-    """Reuse compiled XLA programs across runs (a resumed run starts in seconds, not minutes)."""
-    if not jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", str(Path("~/.cache/ase_jax/xla").expanduser()))
-
-
 def train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None = None) -> dict:
     """Runs (or resumes) the iterations of `fns` (init, step) in `config.workdir`; returns the last
     logged metrics. Shared by pre-training and task training."""

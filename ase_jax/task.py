@@ -22,7 +22,7 @@ from ase_jax.character import load_character
 from ase_jax.config import Config, config_from_args
 from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
-from ase_jax.run_loop import enable_compilation_cache, train_loop
+from ase_jax.run_loop import train_loop
 from ase_jax.tasks import make_task
 
 # Config values the low-level controller was trained with and the task env must share.
@@ -77,7 +77,6 @@ def _translate(argv: list[str]) -> list[str]:
 
 def main(argv=None) -> int:
     console = Console()
-    enable_compilation_cache()
     try:
         config = config_from_args(_translate(sys.argv[1:] if argv is None else argv))
         train(config, console)

@@ -192,9 +192,6 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, default=640, help="width of one character's view (default 640)")
     parser.add_argument("--height", type=int, default=480, help="height of one character's view (default 480)")
     args = parser.parse_args(argv)
-    from ase_jax.pretrain import enable_compilation_cache
-
-    enable_compilation_cache()
     try:
         play(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
              grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width, height=args.height)

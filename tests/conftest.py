@@ -7,7 +7,9 @@ default `.jax_cache/` in the repo, which is git-ignored).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 from pathlib import Path
 
 import jax
@@ -18,7 +20,25 @@ REFERENCE_DATA = REPO_ROOT.parent / "shared" / "reference" / "ase_data"
 REALLUSION_YAML = REFERENCE_DATA / "motions" / "reallusion_sword_shield" / "dataset_reallusion_sword_shield.yaml"
 BUNDLED_YAML = REPO_ROOT / "motions" / "bundled" / "dataset.yaml"
 
-jax.config.update("jax_compilation_cache_dir", os.environ.get("ASE_JAX_TEST_CACHE", str(REPO_ROOT / ".jax_cache")))
+
+
+def _machine_tag() -> str:
+    """jax version + a hash of the CPU's model and feature flags.
+
+    XLA:CPU cache entries are native code for the CPU that compiled them; loading one on a CPU with
+    other features can crash the process, so each machine (and jax version) gets its own folder.
+    """
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        lines = [l for l in cpuinfo.splitlines() if l.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = [platform.processor()]
+    digest = hashlib.sha1("\n".join([platform.machine(), *lines]).encode()).hexdigest()[:12]
+    return f"jax{jax.__version__}-{digest}"
+
+
+TEST_CACHE_DIR = Path(os.environ.get("ASE_JAX_TEST_CACHE", str(REPO_ROOT / ".jax_cache"))) / _machine_tag()
+jax.config.update("jax_compilation_cache_dir", str(TEST_CACHE_DIR))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

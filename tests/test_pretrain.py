@@ -13,7 +13,7 @@ import pytest
 from ase_jax.checkpoint import Checkpointer
 from ase_jax.config import load_config
 from ase_jax.pretrain import train
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TEST_CACHE_DIR
 
 
 def _config(workdir, **overrides):
@@ -112,10 +112,10 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent("""
 
 def test_two_devices():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
-               ASE_JAX_TEST_CACHE=os.environ.get("ASE_JAX_TEST_CACHE", str(REPO_ROOT / ".jax_cache")))
+               JAX_TEST_CACHE_DIR=str(TEST_CACHE_DIR))
     preamble = ("import jax, os\n"
-                "jax.config.update('jax_compilation_cache_dir', os.environ['ASE_JAX_TEST_CACHE'])\n"
+                "jax.config.update('jax_compilation_cache_dir', os.environ['JAX_TEST_CACHE_DIR'])\n"
                 "jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)\n")
     proc = subprocess.run([sys.executable, "-c", preamble + MULTI_DEVICE_SCRIPT],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=540)
     assert "MULTI_DEVICE_OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -23,7 +23,7 @@ from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.pretrain import TrainingDiverged, build, train
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TEST_CACHE_DIR
 
 KILL_ITERATIONS = 40
 
@@ -49,8 +49,12 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     train(_config(reference, total_steps=steps), console=_quiet())
 
     killed = tmp_path / "killed"
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.environ.get(
-        "ASE_JAX_TEST_CACHE", str(REPO_ROOT / ".jax_cache")), JAX_PLATFORMS="cpu")
+    # jax writes cache entries non-atomically, so a process killed mid-write can leave a truncated
+    # entry that crashes the next reader: the victim gets a private copy of the session's cache.
+    private_cache = tmp_path / "jax_cache"
+    if TEST_CACHE_DIR.is_dir():
+        shutil.copytree(TEST_CACHE_DIR, private_cache)
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(private_cache), JAX_PLATFORMS="cpu")
     cmd = [sys.executable, "-m", "ase_jax.pretrain", "--config=tiny", f"--workdir={killed}", f"--total_steps={steps}"]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 500

@@ -12,6 +12,11 @@ in MuJoCo's viewer when no `--video` is given.
 
 The environment starts from the character's default pose (no motion data needed) and, as in
 training, resets after a fall.
+
+Given a task run (`python -m ase_jax.task` folder or checkpoint), it plays the task policy instead:
+the high-level controller picks the latents for the frozen low-level policy, and the task target is
+drawn as a red sphere (heading: 1.5 m ahead along the target direction; location, reach: the
+target; strike: the target box is part of the scene).
 """
 
 from __future__ import annotations
@@ -126,14 +131,76 @@ def rollout(checkpoint, latents: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.asarray(jnp.stack(qpos, axis=1))
 
 
+def task_rollout(policy, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(qpos (T, nq), target marker (T, 3), NaN where the task draws none) of a task policy over
+    T = `steps` control steps, the first being the initial state. Compiled once per process."""
+    key = ("task", id(policy), steps)
+    if key not in _LOADED:
+        env, hold = policy.env, policy.steps_per_action
+
+        def run(rng):
+            state = env.reset(rng)
+
+            def high(state, _):
+                z = policy.high_level_action(state.obs)
+
+                def low(state, _):
+                    state = env.step(state, policy.low_level_action(state.obs, z))
+                    return state, (state.data.qpos, env.task.marker(state.task, state.data))
+
+                return jax.lax.scan(low, state, None, hold)
+
+            first = (state.data.qpos[None], env.task.marker(state.task, state.data)[None])
+            _, (qpos, marker) = jax.lax.scan(high, state, None, -(-(steps - 1) // hold))
+            qpos, marker = (x.reshape((-1,) + x.shape[2:]) for x in (qpos, marker))
+            return tuple(jnp.concatenate([a, b])[:steps] for a, b in zip(first, (qpos, marker)))
+
+        _LOADED[key] = jax.jit(run)
+    qpos, marker = _LOADED[key](jax.random.PRNGKey(seed))
+    return np.asarray(qpos), np.asarray(marker)
+
+
+def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, width: int, height: int,
+              console: Console):
+    """Plays a task run's policy (high-level controller + frozen LLC) with the task target drawn."""
+    from ase_jax.agents.hlc.policy import load_task_policy
+
+    policy = load_task_policy(checkpoint, **PLAYBACK_OVERRIDES)
+    if task is not None and task != policy.config.task:
+        raise AseInputError(f"--task={task}: {checkpoint} is a run of task '{policy.config.task}'")
+    steps = max(1, round(seconds * VIDEO_FPS))
+    what = "scratch policy" if policy.llc is None else "high-level controller"
+    console.print(f"{checkpoint} (checkpoint {policy.step}): {policy.config.task} {what}, {steps} steps at "
+                  f"{VIDEO_FPS} Hz", highlight=False, soft_wrap=True)
+    qpos, marker = task_rollout(policy, steps, seed)
+    model = policy.env.mj_model
+    if video is None:
+        render.view(model, qpos, VIDEO_FPS, target=marker)
+        return None
+    frames = render.render_frames(model, qpos, width=width, height=height, target=marker)
+    path = render.write_video(video, frames, VIDEO_FPS)
+    console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {VIDEO_FPS} fps)",
+                  highlight=False, soft_wrap=True)
+    return path
+
+
+def _is_task_checkpoint(checkpoint) -> bool:
+    from ase_jax.agents.hlc.policy import is_task_run
+    from ase_jax.checkpoint import Checkpointer, find_checkpoint
+
+    workdir, step = find_checkpoint(checkpoint)
+    checkpointer = Checkpointer(workdir, keep=1_000_000)
+    try:
+        return is_task_run(checkpointer.saved_config(step))
+    finally:
+        checkpointer.close()
+
+
 def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=None, seed: int = 0,
          grid: int | None = None, interpolate: str | None = None, task: str | None = None,
          width: int = 640, height: int = 480, console: Console | None = None):
     """Plays the policy (see the module docstring); returns the video path, or None after the viewer."""
     console = console or Console()
-    if task is not None:
-        raise AseInputError(f"--task={task}: task playback is not available yet (task training does not exist in "
-                            "this version of ase_jax); watch the pre-trained low-level policy with --latent")
     if sum(x is not None for x in (latent, grid, interpolate)) > 1:
         raise AseInputError("use only one of --latent, --grid and --interpolate")
     if not seconds > 0:
@@ -151,6 +218,14 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
             raise AseInputError(f"bad --interpolate '{interpolate}': expected two latents A,B (e.g. e0,e3)")
     for spec in specs:
         check_latent_spec(spec)
+    if _is_task_checkpoint(checkpoint):
+        if latent is not None or grid is not None or interpolate is not None:
+            raise AseInputError(f"{checkpoint} is a task run: its high-level controller chooses the latents, "
+                                "so --latent, --grid and --interpolate do not apply")
+        return play_task(checkpoint, task, seconds, video, seed, width, height, console)
+    if task is not None:
+        raise AseInputError(f"--task={task}: {checkpoint} is a pre-training run; give a task run "
+                            f"(python -m ase_jax.task --name={task} --llc=...) to watch a task policy")
 
     pretrained, _, _ = load(checkpoint)
     dim = pretrained.config.latent_dim
@@ -188,7 +263,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial state and random latents")
     parser.add_argument("--grid", type=int, default=None, help="N random latents side by side")
     parser.add_argument("--interpolate", default=None, help="A,B: move the latent from A to B over the clip")
-    parser.add_argument("--task", default=None, help="play a task policy (not available yet)")
+    parser.add_argument("--task", default=None, help="expect a run of this task (task runs are recognised without it)")
     parser.add_argument("--width", type=int, default=640, help="width of one character's view (default 640)")
     parser.add_argument("--height", type=int, default=480, help="height of one character's view (default 480)")
     args = parser.parse_args(argv)

@@ -69,7 +69,8 @@ def gl_problem() -> str | None:
 
 
 def _add_marker(scene: mujoco.MjvScene, pos, size: float = 0.12) -> None:
-    if scene.ngeom >= scene.maxgeom:
+    """A red sphere at `pos`; nothing when `pos` is NaN (a task with no target to draw)."""
+    if scene.ngeom >= scene.maxgeom or not np.all(np.isfinite(pos)):
         return
     mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_SPHERE, np.array([size, 0.0, 0.0]),
                         np.asarray(pos, np.float64), np.eye(3).ravel(), TARGET_RGBA)
@@ -82,7 +83,7 @@ def render_frames(model: mujoco.MjModel, qpos_seq, width: int = 640, height: int
 
     camera: "follow" (a free camera whose look-at point tracks the root's xy, smoothed, at a fixed
     distance, elevation and azimuth), or a camera name or id of the model. target: an optional task
-    target, (3,) or (T, 3) world positions, drawn as a red sphere.
+    target, (3,) or (T, 3) world positions, drawn as a red sphere (rows of NaN draw nothing).
     """
     qpos_seq = np.asarray(qpos_seq, np.float64)
     if qpos_seq.ndim != 2 or qpos_seq.shape[1] != model.nq:

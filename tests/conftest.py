@@ -77,3 +77,34 @@ def reallusion_lib(reallusion_dataset, sword_shield):
     from ase_jax.motions.library import build_motion_lib
 
     return build_motion_lib(reallusion_dataset, sword_shield)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained_run(tmp_path_factory):
+    """A one-iteration `tiny` pre-training run folder, shared by the playback and task tests."""
+    import io
+
+    from rich.console import Console
+
+    from ase_jax.config import load_config
+    from ase_jax.pretrain import train
+
+    workdir = tmp_path_factory.mktemp("tiny_pretrained_run")
+    train(load_config("tiny", {"workdir": str(workdir), "total_steps": 32}), console=Console(file=io.StringIO()))
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_heading_run(tiny_pretrained_run, tmp_path_factory):
+    """A one-iteration `task_tiny` heading run on the tiny pre-trained LLC."""
+    import io
+
+    from rich.console import Console
+
+    from ase_jax.config import load_config
+    from ase_jax.task import train
+
+    workdir = tmp_path_factory.mktemp("tiny_heading_run")
+    config = load_config("task_tiny", {"task": "heading", "llc": str(tiny_pretrained_run), "workdir": str(workdir)})
+    metrics = train(config, console=Console(file=io.StringIO()))
+    return workdir, metrics

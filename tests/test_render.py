@@ -11,7 +11,6 @@ from ase_jax import render  # first: sets MUJOCO_GL before a GL context exists
 
 import mediapy  # noqa: E402
 
-from ase_jax.config import load_config  # noqa: E402
 from ase_jax.motions.__main__ import main as motions_main  # noqa: E402
 from ase_jax.motions.npy_format import load_clip  # noqa: E402
 from ase_jax.play import main as play_main  # noqa: E402
@@ -29,12 +28,8 @@ def _error(capsys) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    from ase_jax.pretrain import train
-
-    workdir = tmp_path_factory.mktemp("play_run")
-    train(load_config("tiny", {"workdir": str(workdir), "total_steps": 32}))  # one iteration
-    return workdir
+def tiny_checkpoint(tiny_pretrained_run):
+    return tiny_pretrained_run
 
 
 def test_grid_tiles_videos():
@@ -113,7 +108,6 @@ def test_policy_playback_grid(tiny_checkpoint, tmp_path):
     (["--latent=foo"], "bad latent 'foo'"),
     (["--latent=missing.npy"], "latent file missing.npy: not found"),
     (["--interpolate=e0"], "bad --interpolate 'e0'"),
-    (["--task=heading"], "--task=heading: task playback is not available yet"),
 ])
 def test_policy_playback_bad_flags(argv, message, tmp_path, capsys):
     assert play_main(["--checkpoint", str(tmp_path), *argv, "--video", str(tmp_path / "x.mp4")]) == 1
@@ -134,4 +128,28 @@ def test_policy_playback_errors_that_need_the_checkpoint(tiny_checkpoint, tmp_pa
     np.save(bad, np.ones(5))
     assert play_main([*base, f"--latent={bad}"]) == 1
     assert f"latent file {bad}: shape (5,), expected (64,)" in _error(capsys)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@needs_gl
+def test_task_playback_draws_the_target(tiny_heading_run, tmp_path):
+    run, _ = tiny_heading_run
+    out = tmp_path / "heading.mp4"
+    assert play_main(["--checkpoint", str(run), "--task=heading", "--seconds=1", f"--width={W}", f"--height={H}",
+                      "--video", str(out)]) == 0
+    video = mediapy.read_video(out)
+    assert video.shape == (30, H, W, 3)
+    red = (video[..., 0] > 150) & (video[..., 1] < 80) & (video[..., 2] < 80)
+    assert red.reshape(30, -1).sum(axis=1).min() > 5, "the heading marker is drawn in every frame"
+
+
+def test_task_playback_errors(tiny_checkpoint, tiny_heading_run, tmp_path, capsys):
+    run, _ = tiny_heading_run
+    video = ["--video", str(tmp_path / "x.mp4")]
+    assert play_main(["--checkpoint", str(run), "--task=reach", *video]) == 1
+    assert f"--task=reach: {run} is a run of task 'heading'" in _error(capsys)
+    assert play_main(["--checkpoint", str(run), "--latent=e0", *video]) == 1
+    assert "is a task run: its high-level controller chooses the latents" in _error(capsys)
+    assert play_main(["--checkpoint", str(tiny_checkpoint), "--task=heading", *video]) == 1
+    assert "is a pre-training run; give a task run" in _error(capsys)
     assert not (tmp_path / "x.mp4").exists()

@@ -1,30 +1,22 @@
 """Task training: reward functions, the strike target, the frozen LLC and an end-to-end tiny run."""
 
-import io
-
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
-from rich.console import Console
 
 from ase_jax import quat
 from ase_jax.agents.ase.policy import load_pretrained
 from ase_jax.checkpoint import Checkpointer, select_subtree
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
-from ase_jax.pretrain import train as pretrain
-from ase_jax.task import build, main as task_main, train as task_train
+from ase_jax.task import build, main as task_main
 from ase_jax.tasks import TASKS, make_task
 from ase_jax.tasks.heading import heading_reward
 from ase_jax.tasks.location import location_reward
 from ase_jax.tasks.reach import reach_reward
 from ase_jax.tasks.strike import TARGET, strike_reward
-
-
-def _quiet():
-    return Console(file=io.StringIO(), width=200)
 
 
 def test_heading_reward():
@@ -65,7 +57,7 @@ def test_strike_target_falls_when_pushed():
     m = env.mj_model
     d = mujoco.MjData(m)
     j = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, TARGET)
-    q, v = m.jnt_qposadr[j], m.jnt_dofadr[j]
+    q = m.jnt_qposadr[j]
     d.qpos[q: q + 3] = [2.0, 0.0, 0.9]
     mujoco.mj_forward(m, d)
     assert abs(d.qpos[q + 2] - 0.9) < 1e-6
@@ -88,15 +80,12 @@ def test_task_observation_sizes():
 
 
 @pytest.fixture(scope="module")
-def tiny_llc(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("llc")
-    pretrain(load_config("tiny", {"workdir": str(workdir), "total_steps": 32}), console=_quiet())
-    return workdir
+def tiny_llc(tiny_pretrained_run):
+    return tiny_pretrained_run
 
 
-def test_heading_on_frozen_llc_end_to_end(tiny_llc, tmp_path):
-    config = load_config("task_tiny", {"task": "heading", "llc": str(tiny_llc), "workdir": str(tmp_path)})
-    metrics = task_train(config, console=_quiet())
+def test_heading_on_frozen_llc_end_to_end(tiny_llc, tiny_heading_run):
+    tmp_path, metrics = tiny_heading_run
     for key in ("loss/total", "reward/task", "reward/disc", "episode/length"):
         assert np.isfinite(metrics[key]), key
     assert 0 <= metrics["reward/task"] <= 1

@@ -20,7 +20,6 @@ from flax import struct
 from ase_jax.errors import AseInputError
 from ase_jax.mjx_import import mjx, warp_available
 
-from ase_jax import quat
 from ase_jax.character import Character
 from ase_jax.config import Config
 from ase_jax.env import observations as obs_lib

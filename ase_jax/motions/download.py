@@ -26,7 +26,6 @@ import hashlib
 import http.client
 import json
 import os
-import sys
 import tempfile
 import urllib.error
 import urllib.parse

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import sys
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 

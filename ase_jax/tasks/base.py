@@ -38,6 +38,10 @@ class Task:
     def place_props(self, key, state: dict, data, character):
         return data
 
+    def marker(self, state: dict, data) -> jax.Array:
+        """World position (3,) where videos draw the target, or NaN for none (props are drawn anyway)."""
+        return jnp.full((3,), jnp.nan)
+
     # --- shared mechanics ------------------------------------------------------------------------
     def _countdown(self, key):
         lo, hi = self.change_steps

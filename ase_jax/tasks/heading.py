@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from ase_jax.tasks.base import Task, facing_xy, heading_local, lift, root_velocity_xy, unit_xy
+from ase_jax.tasks.base import Task, facing_xy, heading_local, lift, root_pos, root_velocity_xy, unit_xy
 
 
 class Heading(Task):
@@ -22,6 +22,10 @@ class Heading(Task):
         d = heading_local(data, lift(state["direction"]))[:2]
         f = heading_local(data, lift(state["facing"]))[:2]
         return jnp.concatenate([d, state["speed"][None], f])
+
+    def marker(self, state, data):
+        """A point 1.5 m ahead of the root along the target direction, at knee height."""
+        return jnp.concatenate([root_pos(data)[:2] + 1.5 * state["direction"], jnp.full((1,), 0.5)])
 
     def reward(self, state, data, prev_root_pos, dt, character):
         """0.7 exp(-0.25 ((v* - s)^2 + 0.1 |v_tan|^2)) [s > 0] + 0.3 max(f* . facing, 0).

@@ -20,6 +20,9 @@ class Location(Task):
     def observe(self, state, data, character):
         return heading_local(data, lift(state["target"] - root_pos(data)[:2]))[:2]
 
+    def marker(self, state, data):
+        return lift(state["target"])
+
     def reward(self, state, data, prev_root_pos, dt, character):
         return location_reward(state["target"], root_pos(data)[:2], root_velocity_xy(data, prev_root_pos, dt),
                                facing_xy(data), self.target_speed)

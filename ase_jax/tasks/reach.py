@@ -26,6 +26,9 @@ class Reach(Task):
         offset = state["target"] - jnp.concatenate([root_pos(data)[:2], jnp.zeros(1)])
         return heading_local(data, offset)
 
+    def marker(self, state, data):
+        return state["target"]
+
     def reward(self, state, data, prev_root_pos, dt, character):
         tip = data.xpos[1 + character.body_id(self.body)]
         return reach_reward(state["target"], tip)

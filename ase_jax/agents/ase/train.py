@@ -23,7 +23,6 @@ than per minibatch.
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp

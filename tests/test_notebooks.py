@@ -1,0 +1,42 @@
+"""The notebooks in notebooks/ run top to bottom in tiny mode, in order, so that they never rot.
+
+They run in one folder, so the task and skill notebooks reuse the quick start's pre-training run, as
+they do for a user. Their kernels share the tests' compilation cache folder.
+"""
+
+import os
+
+import pytest
+
+from conftest import REPO_ROOT, TEST_CACHE_DIR
+
+nbformat = pytest.importorskip("nbformat", reason="the dev extras (nbformat, nbclient, ipykernel) are not installed")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_three_notebooks():
+    assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_task_training", "03_skill_exploration"]
+
+
+@pytest.fixture(scope="module")
+def notebook_runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("notebook_runs")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_tiny_mode(path, notebook_runs, monkeypatch):
+    # The kernel inherits this process's environment.
+    monkeypatch.setenv("ASE_JAX_NOTEBOOK_TINY", "1")
+    monkeypatch.setenv("ASE_JAX_NOTEBOOK_RUNS", str(notebook_runs))
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(TEST_CACHE_DIR))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=540, kernel_name="python3",
+                                     resources={"metadata": {"path": str(notebook_runs)}})
+    client.execute()  # raises CellExecutionError with the failing cell's traceback
+    errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors

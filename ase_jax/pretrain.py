@@ -8,14 +8,16 @@ the latest checkpoint there when rerun.
 
 from __future__ import annotations
 
+import hashlib
 import sys
+from collections import OrderedDict
 
 import jax
 from rich.console import Console
 
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
-from ase_jax.config import Config, config_from_args
+from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
@@ -30,14 +32,43 @@ def build(config: Config):
     return env, dataset
 
 
+# Config keys that say how long to run and where to write, not what is computed.
+RUN_ONLY_KEYS = frozenset({"workdir", "total_steps", "checkpoint_every", "keep_checkpoints", "keep_checkpoint_period",
+                           "max_bad_iterations", "log_every"})
+# Compiled training functions of the last few (config, motion data) pairs. Repeated runs in one
+# process (a notebook, the tests) reuse them instead of compiling again; this also bounds memory:
+# XLA:CPU keeps every executable's code mapped (2,000-5,000 memory maps for one training iteration)
+# while jax's caches hold it, and Linux allows a process 65,530 maps.
+_COMPILED: OrderedDict = OrderedDict()
+_COMPILED_MAX = 2
+
+
+def compiled_train_fns(config: Config):
+    """(env, dataset, TrainFns) for `config`, reusing the compiled functions of an equal earlier run."""
+    env, dataset = build(config)
+    digest = hashlib.sha256(dataset.weights.tobytes())
+    for clip in dataset.clips:
+        digest.update(clip.qpos.tobytes())
+    key = (repr(sorted((k, v) for k, v in to_dict(config).items() if k not in RUN_ONLY_KEYS)), digest.hexdigest(),
+           tuple(jax.local_devices()))
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+    else:
+        _COMPILED[key] = (env, make_train_fns(config, env))
+        while len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    env, fns = _COMPILED[key]
+    return env, dataset, fns
+
+
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:
     """Runs (or resumes) pre-training; returns the last logged metrics."""
     console = console or Console()
-    env, dataset = build(config)
+    env, dataset, fns = compiled_train_fns(config)
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
-    return train_loop(config, make_train_fns(config, env), console, "pretrain", max_iterations)
+    return train_loop(config, fns, console, "pretrain", max_iterations)
 
 
 def main(argv=None) -> int:

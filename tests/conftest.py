@@ -43,6 +43,22 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drops jax's compiled programs after each test module. XLA:CPU keeps every executable's code
+    mapped while jax's caches hold it (thousands of memory maps per training iteration), and a
+    process may hold only 65,530 maps: without this, a whole-suite run dies with a segfault in
+    whatever loads the next program. Later modules reload from the persistent cache."""
+    yield
+    import gc
+
+    from ase_jax import pretrain
+
+    pretrain._COMPILED.clear()
+    jax.clear_caches()
+    gc.collect()
+
+
 def require_reference_data() -> Path:
     """The ASE reference data folder, or a visible skip when this checkout has none beside it."""
     if not REALLUSION_YAML.is_file():

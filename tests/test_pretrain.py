@@ -118,3 +118,14 @@ def test_two_devices():
     proc = subprocess.run([sys.executable, "-c", preamble + MULTI_DEVICE_SCRIPT],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=540)
     assert "MULTI_DEVICE_OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+
+def test_runs_with_equal_configs_share_compiled_functions(tmp_path):
+    """Repeated runs in one process (notebooks, tests) reuse the compiled step instead of compiling
+    (and mapping) it again; anything that changes the computation gets its own."""
+    from ase_jax.pretrain import compiled_train_fns
+
+    _, _, a = compiled_train_fns(_config(tmp_path / "a", total_steps=64))
+    _, _, b = compiled_train_fns(_config(tmp_path / "b", total_steps=128, checkpoint_every=3))
+    _, _, c = compiled_train_fns(_config(tmp_path / "a", num_envs=8))
+    assert a is b and a is not c

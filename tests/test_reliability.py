@@ -22,6 +22,7 @@ from ase_jax.checkpoint import Checkpointer
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
+from ase_jax import pretrain as pretrain_lib
 from ase_jax.pretrain import TrainingDiverged, build, train
 from conftest import REPO_ROOT, TEST_CACHE_DIR
 
@@ -139,19 +140,19 @@ def test_nan_in_observations_resets_the_env_and_is_counted(tiny_fns):
 
 
 def test_persistent_divergence_stops_with_the_last_checkpoint_intact(tmp_path, monkeypatch):
-    real = train_lib.make_train_fns
+    real = pretrain_lib.compiled_train_fns
 
-    def poisoned(*args, **kwargs):
-        fns = real(*args, **kwargs)
+    def poisoned(config):
+        env, dataset, fns = real(config)
 
         def step(state):
             state, metrics = fns.step(state)
             if int(np.asarray(state.iteration)[0]) > 2:  # pretend every update from iteration 3 on was skipped
                 metrics = dict(metrics, skipped_updates=jnp.ones_like(metrics["skipped_updates"]))
             return state, metrics
-        return fns.replace(step=step)
+        return env, dataset, fns.replace(step=step)
 
-    monkeypatch.setattr("ase_jax.pretrain.make_train_fns", poisoned)
+    monkeypatch.setattr(pretrain_lib, "compiled_train_fns", poisoned)
     with pytest.raises(TrainingDiverged, match=r"3 consecutive iterations .* is intact"):
         train(_config(tmp_path, total_steps=32 * 20, max_bad_iterations=3), console=_quiet())
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").glob("*") if p.name.isdigit())

@@ -144,6 +144,27 @@ def find_checkpoint(path) -> tuple[Path, int]:
     return path, step
 
 
+def read_checkpoint(path) -> tuple[Path, int, dict, list[str], dict]:
+    """(workdir, step, arrays, layout, saved config) of a run folder (latest) or checkpoint folder."""
+    workdir, step = find_checkpoint(path)
+    checkpointer = Checkpointer(workdir, keep=1_000_000)
+    try:
+        arrays, layout, saved = checkpointer.restore_raw(step)
+    finally:
+        checkpointer.close()
+    return workdir, step, arrays, layout, saved
+
+
+def read_saved_config(path) -> dict:
+    """The config saved with a run folder's latest checkpoint (or with one checkpoint folder)."""
+    workdir, step = find_checkpoint(path)
+    checkpointer = Checkpointer(workdir, keep=1_000_000)
+    try:
+        return checkpointer.saved_config(step)
+    finally:
+        checkpointer.close()
+
+
 def check_compatible(saved: dict, config: dict, where: Path) -> None:
     for key in SHAPE_KEYS:
         a, b = saved.get(key), config.get(key)

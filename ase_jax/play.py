@@ -186,14 +186,9 @@ def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, wi
 
 def _is_task_checkpoint(checkpoint) -> bool:
     from ase_jax.agents.hlc.policy import is_task_run
-    from ase_jax.checkpoint import Checkpointer, find_checkpoint
+    from ase_jax.checkpoint import read_saved_config
 
-    workdir, step = find_checkpoint(checkpoint)
-    checkpointer = Checkpointer(workdir, keep=1_000_000)
-    try:
-        return is_task_run(checkpointer.saved_config(step))
-    finally:
-        checkpointer.close()
+    return is_task_run(read_saved_config(checkpoint))
 
 
 def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=None, seed: int = 0,

@@ -13,7 +13,7 @@ from brax.training.acme.specs import Array as Spec
 from ase_jax.agents.ase import networks as ase_networks
 from ase_jax.agents.ase.train import make_networks
 from ase_jax.character import load_character
-from ase_jax.checkpoint import Checkpointer, find_checkpoint, select_subtree
+from ase_jax.checkpoint import read_checkpoint, select_subtree
 from ase_jax.config import Config, load_config
 from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
@@ -43,12 +43,7 @@ class Pretrained:
 def load_pretrained(path, **overrides) -> Pretrained:
     """Loads a run folder (latest checkpoint) or one checkpoint folder; `overrides` change config values
     that do not affect the networks (e.g. num_envs, state_init)."""
-    workdir, step = find_checkpoint(path)
-    checkpointer = Checkpointer(workdir, keep=1_000_000)
-    try:
-        arrays, layout, saved = checkpointer.restore_raw(step)
-    finally:
-        checkpointer.close()
+    workdir, step, arrays, layout, saved = read_checkpoint(path)
     try:
         config = load_config("default", {**{k: v for k, v in saved.items()}, **overrides})
     except AseInputError as e:

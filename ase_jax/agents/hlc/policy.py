@@ -12,7 +12,7 @@ from brax.training.acme.specs import Array as Spec
 
 from ase_jax.agents.ase.policy import Pretrained
 from ase_jax.agents.hlc.networks import make_hlc_networks
-from ase_jax.checkpoint import Checkpointer, find_checkpoint, select_subtree
+from ase_jax.checkpoint import read_checkpoint, select_subtree
 from ase_jax.config import Config, load_config
 from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
@@ -58,12 +58,7 @@ def load_task_policy(path, **overrides) -> TaskPolicy:
     values that do not affect the networks. The LLC is loaded from the path the run was trained with."""
     from ase_jax.task import build  # here: ase_jax.task imports the training side
 
-    workdir, step = find_checkpoint(path)
-    checkpointer = Checkpointer(workdir, keep=1_000_000)
-    try:
-        arrays, layout, saved = checkpointer.restore_raw(step)
-    finally:
-        checkpointer.close()
+    workdir, step, arrays, layout, saved = read_checkpoint(path)
     if not is_task_run(saved):
         raise AseInputError(f"{workdir}: a pre-training run, not a task run (python -m ase_jax.task); "
                             f"play it without --task")

@@ -183,6 +183,22 @@ def test_fall_initialisation_starts_a_recovery(sword_shield, bundled_lib):
     assert np.all(np.asarray(s.data.qpos[:, 2]) < 0.6), "fall starts should put the character on the ground"
 
 
+def test_recovery_episode_keeps_its_discriminator_history(env, state0, sword_shield, bundled_lib):
+    """A recovery start continues from the fallen state with its real past frames (no frozen copy)."""
+    config = load_config("tiny", {"recovery_episode_prob": 1.0, "fall_init_prob": 0.0, "num_fall_states": 8})
+    recovery_env = HumanoidEnv(config, sword_shield, bundled_lib)
+    past = jax.random.normal(jax.random.PRNGKey(3), state0.amp_obs.shape[1:])
+    one = jax.tree.map(lambda x: x[0], state0)
+    start = jax.jit(recovery_env._initial_state)
+    data, _, history, recovery_count = start(jax.random.PRNGKey(4), one.data, jnp.asarray(True),
+                                             jnp.asarray(False), past)
+    np.testing.assert_array_equal(np.asarray(history), np.asarray(past))
+    np.testing.assert_allclose(np.asarray(data.qpos), np.asarray(one.data.qpos), atol=1e-6)
+    assert int(recovery_count) == config.recovery_steps
+    # A start that is not a recovery (the episode timed out) gets a fresh history.
+    _, _, fresh, _ = start(jax.random.PRNGKey(4), one.data, jnp.asarray(False), jnp.asarray(False), past)
+    assert not np.allclose(np.asarray(fresh), np.asarray(past))
+
 def test_episode_end_resets_inside_jit(env, fns, state0, bundled_lib):
     """Episodes time out at episode_length - 1 steps, reset in the compiled step, and go on."""
     _, step, set_state = fns

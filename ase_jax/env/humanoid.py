@@ -141,10 +141,12 @@ class HumanoidEnv:
         data = mjx.com_pos(self.mjx_model, data)
         return mjx.com_vel(self.mjx_model, data)
 
-    def _initial_state(self, key, data: mjx.Data, terminated, bad):
+    def _initial_state(self, key, data: mjx.Data, terminated, bad, history=None):
         """A fresh start for one env: (data, humanoid obs, amp history, recovery count), facts 4.4-4.5.
 
         Only the character's coordinates are set here; props keep theirs until the task places them.
+        A recovery episode continues from `data` and keeps its real discriminator `history` (the
+        reference initialises the history only for default, fall and reference starts).
         """
         k_mode, k_fall, k_ref = jax.random.split(key, 3)
         u = jax.random.uniform(k_mode, (3,))
@@ -168,13 +170,15 @@ class HumanoidEnv:
         qvel = jnp.where(recovery, data.qvel[:nv], qvel)
         new = self._with_state(data, data.qpos.at[:nq].set(qpos), data.qvel.at[:nv].set(qvel))
         policy, frame = self._observe(new)
-        history = jnp.broadcast_to(frame, (self.history, frame.shape[0]))
+        init_history = jnp.broadcast_to(frame, (self.history, frame.shape[0]))
         if self.motion_lib is not None and self.config.state_init != "default":
             ref_history = jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None))(
                 ref.qpos, ref.qvel, ref.body_pos, self.character)
-            history = jnp.where(use_ref, ref_history, history)
+            init_history = jnp.where(use_ref, ref_history, init_history)
+        if history is not None:
+            init_history = jnp.where(recovery, history, init_history)
         recovery_count = jnp.where(recovery | fall, self.config.recovery_steps, 0)
-        return new, policy, history, recovery_count
+        return new, policy, init_history, recovery_count
 
     def _start_task(self, key, data: mjx.Data):
         """(task state, data with props placed) for a new episode."""
@@ -226,7 +230,7 @@ class HumanoidEnv:
         obs = jnp.where(bad, 0.0, self._full_obs(policy, task_state, data))
         reward = jnp.where(bad, 0.0, reward)
 
-        init_data, init_policy, init_history, init_recovery = self._initial_state(k_init, data, terminated, bad)
+        init_data, init_policy, init_history, init_recovery = self._initial_state(k_init, data, terminated, bad, history)
         init_task, init_data = self._start_task(k_task, init_data)
         init_obs = self._full_obs(init_policy, init_task, init_data)
         pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)

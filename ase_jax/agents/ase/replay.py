@@ -55,7 +55,8 @@ def insert(buffer: ReplayBuffer, samples: jax.Array, key: jax.Array, keep_prob: 
 
 def sample(buffer: ReplayBuffer, key: jax.Array, num: int, fallback: jax.Array) -> jax.Array:
     """`num` samples drawn uniformly from the valid part; from `fallback` while the buffer is empty."""
-    idx = jax.random.randint(key, (num,), 0, jnp.maximum(buffer.count, 1))
-    fb_idx = jax.random.randint(key, (num,), 0, fallback.shape[0])
+    k_idx, k_fallback = jax.random.split(key)
+    idx = jax.random.randint(k_idx, (num,), 0, jnp.maximum(buffer.count, 1))
+    fb_idx = jax.random.randint(k_fallback, (num,), 0, fallback.shape[0])
     return jnp.where(buffer.count > 0, buffer.data[idx].reshape((num,) + fallback.shape[1:]),
                      fallback[fb_idx])

@@ -18,7 +18,8 @@ coefficients and minimised by one optimiser, so each minibatch updates all netwo
 Differences from the reference, on purpose: demo samples are drawn fresh from the motion library
 for every minibatch (the reference keeps a 200k demo buffer because fetching is slow in PyTorch),
 and normalisers are updated once per iteration from the whole batch (brax's convention) rather
-than per minibatch.
+than per minibatch. The normalisers' std is sqrt(var + 1e-5), the reference's epsilon (facts 3.1),
+where brax's default would let a near-constant feature blow up to the clip value.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ase_jax.config import Config, ConfigError
 from ase_jax.env.humanoid import EnvState, HumanoidEnv, demo_amp_obs
 
 AXIS = "devices"
+NORM_STD_EPS = 1e-5  # rl_games RunningMeanStd epsilon (facts 3.1)
 
 
 @struct.dataclass
@@ -122,9 +124,9 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
         latents, countdown = sample_latents(k_lat, local_envs)
         return TrainState(
             params=params, opt_state=optimizer.init(params),
-            obs_norm=running_statistics.init_state(Spec((env.obs_size,), jnp.float32)),
-            amp_norm=running_statistics.init_state(Spec((amp_dim,), jnp.float32)),
-            value_norm=running_statistics.init_state(Spec((), jnp.float32)),
+            obs_norm=running_statistics.init_state(Spec((env.obs_size,), jnp.float32), std_eps=NORM_STD_EPS),
+            amp_norm=running_statistics.init_state(Spec((amp_dim,), jnp.float32), std_eps=NORM_STD_EPS),
+            value_norm=running_statistics.init_state(Spec((), jnp.float32), std_eps=NORM_STD_EPS),
             replay=replay_lib.init_replay(config.replay_buffer_size // num_devices, (amp_dim,)),
             env_state=env_state, latents=latents, latent_countdown=countdown, key=k_state,
             iteration=jnp.zeros((), jnp.int32))
@@ -208,15 +210,20 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
         values, next_values = value(traj.obs), value(traj.next_obs)
         advantages, returns = losses.compute_gae(rewards, values, next_values, traj.done, traj.terminated,
                                                  config.gamma, config.gae_lambda)
+        raw_advantage_std = advantages.std()
         advantages = losses.standardize(advantages, traj.stochastic, axis_name=AXIS)
 
         obs_norm = running_statistics.update(state.obs_norm, traj.obs.reshape(-1, env.obs_size), pmap_axis_name=AXIS)
         value_norm = running_statistics.update(state.value_norm, returns.reshape(-1), pmap_axis_name=AXIS)
         agent_amp = traj.amp_obs.reshape(-1, amp_dim)
-        k_demo_norm, k_epochs = jax.random.split(k_update)
-        demo_for_norm = demo_amp_obs(env, k_demo_norm, amp_rows).reshape(amp_rows, amp_dim)
-        amp_norm = running_statistics.update(state.amp_norm, jnp.concatenate([agent_amp, demo_for_norm]),
-                                             pmap_axis_name=AXIS)
+        # The reference feeds its AMP normaliser the agent, replay and demo minibatches in equal
+        # parts (facts 5.2); once per iteration here, with one minibatch-sized draw of each.
+        k_demo_norm, k_agent_norm, k_replay_norm, k_epochs = jax.random.split(k_update, 4)
+        amp_for_norm = jnp.concatenate([
+            agent_amp[jax.random.randint(k_agent_norm, (amp_rows,), 0, agent_amp.shape[0])],
+            replay_lib.sample(state.replay, k_replay_norm, amp_rows, agent_amp),
+            demo_amp_obs(env, k_demo_norm, amp_rows).reshape(amp_rows, amp_dim)])
+        amp_norm = running_statistics.update(state.amp_norm, amp_for_norm, pmap_axis_name=AXIS)
         norms = (obs_norm, amp_norm, value_norm)
 
         batch = {"obs": traj.obs, "latents": traj.latents, "actions": traj.actions, "log_prob": traj.log_prob,
@@ -258,7 +265,7 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
             "episode/length": traj.episode_length.sum() / jnp.maximum(finished, 1.0),
             "episode/finished": finished, "episode/terminated": traj.terminated.sum(),
             "env/nonfinite": traj.nonfinite.sum(), "value/mean": values.mean(),
-            "advantage/std_raw": advantages.std(),
+            "advantage/std_raw": raw_advantage_std,
         })
         sums = {"episode/finished", "episode/terminated", "env/nonfinite"}
         metrics = {k: (jax.lax.psum(v, AXIS) if k in sums else jax.lax.pmean(v, AXIS)) for k, v in metrics.items()}

@@ -1,13 +1,14 @@
 """Benchmarks; `env` and `train` print one JSON line, `all` a table (and JSON with --out).
 
     python -m ase_jax.bench env   [--steps=K] [--config=NAME] [--key=value ...]
-    python -m ase_jax.bench train [--iterations=K] [--config=NAME] [--key=value ...]
+    python -m ase_jax.bench train [--iterations=K] [--profile=DIR] [--config=NAME] [--key=value ...]
     python -m ase_jax.bench all   [--sizes=16,64] [--steps=K] [--out=FILE.json] [--compare=OLD.json]
 
 `all` measures, in one process and on the same model, for each env count: C MuJoCo on the CPU
 (`mujoco.rollout`, all cores) doing the same physics, bare `mjx.step`, our env step, and one full
 pre-training iteration (rollout vs update share); compile times cold and from JAX's persistent
-cache; and peak memory. Default sizes: 16, 64 on a CPU; 1024, 4096, 16384 on a GPU.
+cache (and the same for the tiny config's training iteration, the one tests compile); and peak
+memory. Default sizes: 16, 64 on a CPU; 1024, 4096, 16384 on a GPU.
 
 `env` prints: the device, compile times, env steps per second of our environment (physics
 + PD + observations + termination + auto-reset), and the same for a bare `mjx.step` loop doing the
@@ -17,7 +18,9 @@ in the environment (JAX_COMPILATION_CACHE_DIR).
 
 `train` prints the compile time of one full pre-training iteration (rollout + encoder,
 discriminator and PPO updates), its env steps per second, and the share of the iteration spent in
-the rollout (timed separately with the same state) versus the updates.
+the rollout (timed separately with the same state) versus the updates. With `--profile=DIR` it
+also records a jax profiler trace of `--iterations` steady iterations into DIR (open it in Perfetto
+or TensorBoard) and lists the operations that took the most time (`top_ops`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 from ase_jax.mjx_import import mjx
 
 from ase_jax.character import load_character
-from ase_jax.config import config_from_args
+from ase_jax.config import config_from_args, load_config
 from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
@@ -63,7 +66,9 @@ def make_env(config) -> HumanoidEnv:
     return HumanoidEnv(config, character, lib)
 
 
-def bench_env(config, steps: int) -> dict:
+def bench_env(config, steps: int, cached_compile: bool = False) -> dict:
+    """Env vs bare physics; with `cached_compile`, the env program is compiled a second time after
+    dropping jax's in-memory caches, i.e. from the persistent cache when one is enabled."""
     env = make_env(config)
     n = config.num_envs
     keys = jax.random.split(jax.random.PRNGKey(config.seed), n)
@@ -97,11 +102,14 @@ def bench_env(config, steps: int) -> dict:
                         "physics_steps_per_s": round(n * steps * config.physics_steps_per_control_step / run_s, 1)}
         if name == "env":
             result[name]["episode_ends"] = int(out[1])
+            if cached_compile:
+                jax.clear_caches()
+                result[name]["cached_compile_s"] = round(_timed_compile(fn, start, actions)[1], 2)
     result["overhead"] = round(result["bare_mjx_step"]["env_steps_per_s"] / result["env"]["env_steps_per_s"], 3)
     return result
 
 
-def bench_train(config, iterations: int) -> dict:
+def bench_train(config, iterations: int, profile_dir: str | None = None, rollout_share: bool = True) -> dict:
     from ase_jax.agents.ase.train import make_train_fns
 
     env = make_env(config)
@@ -116,19 +124,30 @@ def bench_train(config, iterations: int) -> dict:
         state, _ = fns.step(state)
     jax.block_until_ready(state)
     iteration_s = (time.perf_counter() - start) / iterations
+    steps = config.num_envs * config.horizon
+    result = {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
+              "num_devices": fns.num_devices, "jax": jax.__version__, "num_envs": config.num_envs,
+              "horizon": config.horizon, "minibatch_size": config.minibatch_size, "mini_epochs": config.mini_epochs,
+              "compile_s": round(first_s - iteration_s, 2), "iteration_s": round(iteration_s, 4),
+              "env_steps_per_s": round(steps / iteration_s, 1)}
+    if profile_dir:
+        from ase_jax import profiling
+        with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
+            for _ in range(iterations):
+                state, _ = fns.step(state)
+            jax.block_until_ready(state)
+        result["profile_dir"] = str(profile_dir)
+        result["top_ops"] = profiling.top_ops(profile_dir)
+    if not rollout_share:
+        return result
 
     jax.block_until_ready(fns.rollout(state))  # compile
     start = time.perf_counter()
     for _ in range(iterations):
         jax.block_until_ready(fns.rollout(state))
     rollout_s = (time.perf_counter() - start) / iterations
-    steps = config.num_envs * config.horizon
-    return {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
-            "num_devices": fns.num_devices, "jax": jax.__version__, "num_envs": config.num_envs,
-            "horizon": config.horizon, "minibatch_size": config.minibatch_size, "mini_epochs": config.mini_epochs,
-            "compile_s": round(first_s - iteration_s, 2), "iteration_s": round(iteration_s, 4),
-            "env_steps_per_s": round(steps / iteration_s, 1),
-            "rollout_share": round(rollout_s / iteration_s, 3), "update_share": round(1 - rollout_s / iteration_s, 3)}
+    result.update(rollout_share=round(rollout_s / iteration_s, 3), update_share=round(1 - rollout_s / iteration_s, 3))
+    return result
 
 
 def bench_mujoco_rollout(config, num_envs: int, steps: int) -> dict:
@@ -161,19 +180,28 @@ def _peak_memory() -> dict:
     return {"peak_host_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
 
 
+def bench_tiny_compile() -> dict:
+    """Compile time of the tiny config's training iteration (the one tests and CI compile): cold, then
+    again from the persistent cache after dropping jax's in-memory caches."""
+    tiny = load_config("tiny", {})
+    cold = bench_train(tiny, 1, rollout_share=False)["compile_s"]
+    jax.clear_caches()
+    cached = bench_train(tiny, 1, rollout_share=False)["compile_s"]
+    return {"train_step_cold_compile_s": cold, "train_step_cached_compile_s": cached}
+
+
 def bench_all(config, sizes, steps: int, iterations: int) -> dict:
+    """Everything, per env count, in one process; expects JAX's persistent cache to be enabled."""
     results = {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
-               "num_devices": jax.local_device_count(), "jax": jax.__version__, "steps": steps, "sizes": {}}
+               "num_devices": jax.local_device_count(), "jax": jax.__version__, "steps": steps,
+               "tiny": bench_tiny_compile(), "sizes": {}}
     for n in sizes:
         minibatch = max(1, n * config.horizon // 4)
         sized = dataclasses.replace(config, num_envs=n, minibatch_size=minibatch,
                                     amp_minibatch_size=min(config.amp_minibatch_size, minibatch))
         row = {"mujoco_c": bench_mujoco_rollout(sized, n, steps)}
-        row.update(bench_env(sized, steps))
+        row.update(bench_env(sized, steps, cached_compile=True))
         row["train"] = bench_train(sized, iterations)
-        # The same programs again from the persistent compilation cache that the cold run filled.
-        jax.clear_caches()
-        row["env_cached_compile_s"] = bench_env(sized, 2)["env"]["compile_s"]
         row.update(_peak_memory())
         results["sizes"][str(n)] = row
     return results
@@ -188,7 +216,7 @@ def _print_table(results: dict, old: dict | None) -> None:
                ("bare mjx steps/s", ("bare_mjx_step", "env_steps_per_s")), ("env steps/s", ("env", "env_steps_per_s")),
                ("env overhead", ("overhead",)), ("train steps/s", ("train", "env_steps_per_s")),
                ("rollout share", ("train", "rollout_share")), ("env compile s", ("env", "compile_s")),
-               ("cached compile s", ("env_cached_compile_s",)), ("train compile s", ("train", "compile_s"))]
+               ("cached compile s", ("env", "cached_compile_s")), ("train compile s", ("train", "compile_s"))]
     for name, _ in columns:
         table.add_column(name, justify="right")
 
@@ -206,7 +234,12 @@ def _print_table(results: dict, old: dict | None) -> None:
                 text += f" ({value / get(old['sizes'][n], path):.2f}x)"
             cells.append(text)
         table.add_row(*cells)
-    Console(width=200).print(table)
+    console = Console(width=200)
+    console.print(table)
+    tiny = results.get("tiny", {})
+    if tiny:
+        console.print(f"tiny config, training iteration compile: cold {tiny['train_step_cold_compile_s']:.1f} s, "
+                      f"from the persistent cache {tiny['train_step_cached_compile_s']:.1f} s")
 
 
 def main(argv=None) -> int:
@@ -215,7 +248,7 @@ def main(argv=None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    steps, iterations, sizes, out, compare = 100, 3, None, None, None
+    steps, iterations, sizes, out, compare, profile = 100, None, None, None, None, None
     flags = []
     for arg in rest:
         key, _, value = arg.partition("=")
@@ -229,6 +262,8 @@ def main(argv=None) -> int:
             out = value
         elif key == "--compare":
             compare = value
+        elif key == "--profile":
+            profile = value
         else:
             flags.append(arg)
     try:
@@ -239,13 +274,16 @@ def main(argv=None) -> int:
             cache_dir = tempfile.mkdtemp(prefix="ase_jax_bench_cache_")
             jax.config.update("jax_compilation_cache_dir", cache_dir)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            result = bench_all(config, sizes, steps, iterations)
+            result = bench_all(config, sizes, steps, iterations or 2)
             old = json.loads(Path(compare).read_text()) if compare else None
             _print_table(result, old)
             if out:
                 Path(out).write_text(json.dumps(result, indent=2))
             return 0
-        result = bench_env(config, steps) if command == "env" else bench_train(config, iterations)
+        if command == "env":
+            result = bench_env(config, steps)
+        else:
+            result = bench_train(config, iterations or 3, profile_dir=profile)
     except AseInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run THERE (the GPU machine of the `device` tool), sourced at the start of each run's command:
+#   source tools/gpu/on_device.sh && python3 -m ase_jax.bench all --out=$OUT/bench_gpu.json
+# Installs the carried wheels once per machine, points Python at them and at this checkout, renders
+# with EGL, and keeps a persistent compilation cache and run folders that live while the machine
+# stays warm (ignored paths are kept between calls, a fresh machine starts bare).
+if [ ! -f /tmp/site/.ase_jax_installed ]; then
+  for f in .gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
+  ldconfig
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site wheels/*.whl || return 1
+  touch /tmp/site/.ase_jax_installed
+fi
+export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+export JAX_COMPILATION_CACHE_DIR="$PWD/.jax_cache_gpu"
+export REALLUSION="$PWD/ref_data/reallusion_sword_shield/dataset_reallusion_sword_shield.yaml"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import jax, mujoco, mujoco.mjx, brax; print('jax', jax.__version__, jax.devices(), 'mujoco', mujoco.__version__)"

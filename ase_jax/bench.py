@@ -137,6 +137,7 @@ def bench_train(config, iterations: int, profile_dir: str | None = None, rollout
                 state, _ = fns.step(state)
             jax.block_until_ready(state)
         result["profile_dir"] = str(profile_dir)
+        result["top_op_kinds"] = profiling.top_ops(profile_dir, by_kind=True)
         result["top_ops"] = profiling.top_ops(profile_dir)
     if not rollout_share:
         return result

@@ -11,10 +11,11 @@ from __future__ import annotations
 import collections
 import gzip
 import json
+import re
 from pathlib import Path
 
 # Python-level calls ("$file:line name") and host waits are not work of the compiled program.
-_NOT_WORK = ("$", "Wait for", "ThunkExecutor::Execute (wait")
+_NOT_WORK = ("$", "Wait for", "ThunkExecutor::Execute (wait", "SlinkyThreadPool::Await")
 
 
 def load_trace_events(trace_dir) -> tuple[list[dict], dict[int, str]]:
@@ -51,11 +52,18 @@ def self_times(events: list[dict]) -> list[tuple[str, float]]:
     return out
 
 
-def top_ops(trace_dir, top: int = 15) -> list[dict]:
+def op_kind(name: str) -> str:
+    """The kind of an XLA operation: its name without the instance suffix ("dot_general.1348" ->
+    "dot_general", "loop_add_fusion_3" -> "loop_add_fusion")."""
+    return re.sub(r"([._]\d+)+$", "", name)
+
+
+def top_ops(trace_dir, top: int = 15, by_kind: bool = False) -> list[dict]:
     """The `top` operations by exclusive time: [{"name", "total_ms", "share", "count"}], largest first.
 
     Device timelines (GPU kernels) when the trace has them, else the XLA:CPU threads. `share` is of
-    the summed time of the operations counted, not of wall time.
+    the summed time of the operations counted, not of wall time. `by_kind` adds up all instances
+    of an operation kind (every `dot_general`, every `cholesky`, ...).
     """
     events, process_names = load_trace_events(trace_dir)
     device_pids = {pid for pid, name in process_names.items() if "/device:" in name and "CPU" not in name}
@@ -64,6 +72,7 @@ def top_ops(trace_dir, top: int = 15) -> list[dict]:
     totals, counts = collections.Counter(), collections.Counter()
     for name, us in self_times(events):
         if not name.startswith(_NOT_WORK):
+            name = op_kind(name) if by_kind else name
             totals[name] += us
             counts[name] += 1
     whole = sum(totals.values()) or 1.0

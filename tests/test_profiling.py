@@ -45,3 +45,13 @@ def test_device_timelines_are_preferred_when_present(tmp_path):
 def test_missing_trace_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="perfetto_trace.json.gz"):
         profiling.top_ops(tmp_path)
+
+
+def test_operation_kinds_add_up_their_instances(tmp_path):
+    events = [_x("dot_general.1", 0, 10), _x("dot_general.22", 20, 30), _x("loop_add_fusion_3", 60, 5),
+              _x("loop_add_fusion", 70, 5), _x("cholesky.7", 80, 1)]
+    _write_trace(tmp_path, events, {1: "/host:CPU"})
+    kinds = {op["name"]: op for op in profiling.top_ops(tmp_path, by_kind=True)}
+    assert set(kinds) == {"dot_general", "loop_add_fusion", "cholesky"}
+    assert kinds["dot_general"]["total_ms"] == pytest.approx(0.040) and kinds["dot_general"]["count"] == 2
+    assert kinds["loop_add_fusion"]["count"] == 2

@@ -34,6 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
+# jaxlib 0.9 logs two ERROR lines ("machine feature +prefer-no-gather ... could lead to SIGILL") for
+# each CPU program it loads from the persistent cache that `bench all` fills: harmless (the flags
+# are tuning hints written by this same machine) but over a hundred alarming lines. Quiet XLA's C++
+# logging for the benchmark unless the user chose a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
 import jax
 import numpy as np
 from ase_jax.mjx_import import mjx

@@ -77,3 +77,23 @@ def test_root_ang_vel_world(reallusion_lib, reallusion_dataset):
     s = ml.state_at(reallusion_lib, jnp.array([2]), jnp.array([0.5]))
     raw_world = quat.rotate(np.asarray(s.root_rot, np.float64), np.asarray(s.qvel[..., 3:6], np.float64))
     np.testing.assert_allclose(np.asarray(s.root_ang_vel), raw_world, atol=1e-5)
+
+
+def test_root_ang_vel_between_frames_is_frame_i0s_in_the_world(reallusion_lib):
+    """Velocities come from frame i0 (as in the reference), also for the root's angular velocity,
+    which the free joint holds in the (interpolated) root frame."""
+    lib = reallusion_lib
+    starts, frames = np.asarray(lib.clip_start), np.asarray(lib.clip_num_frames)
+    spin = np.linalg.norm(np.asarray(lib.qvel[:, 3:6]), axis=-1)
+    last = np.zeros(len(spin), bool)
+    last[starts + frames - 1] = True
+    g = int(np.argmax(np.where(last, 0.0, spin)))  # the fastest-turning frame that has a successor
+    clip = int(np.searchsorted(starts, g, side="right") - 1)
+    dt = float(np.asarray(lib.clip_dt)[clip])
+    i0 = g - int(starts[clip])
+    at_frame = ml.state_at(lib, jnp.array([clip]), jnp.array([i0 * dt]))
+    between = ml.state_at(lib, jnp.array([clip]), jnp.array([(i0 + 0.6) * dt]))
+    np.testing.assert_allclose(np.asarray(between.root_ang_vel), np.asarray(at_frame.root_ang_vel), atol=1e-4)
+    # Reading frame i0's body-frame value in the interpolated frame would turn it with the root.
+    naive = quat.rotate(np.asarray(between.root_rot), np.asarray(lib.qvel[g, 3:6]))
+    assert np.abs(naive - np.asarray(at_frame.root_ang_vel)).max() > 1e-3

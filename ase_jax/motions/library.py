@@ -112,7 +112,8 @@ def state_at(lib: MotionLib, clip_ids: jax.Array, times: jax.Array) -> MotionSta
     """The character state of each clip at each time (facts sheet 2.3).
 
     The root position is interpolated linearly, rotations by slerp; velocities come from frame i0,
-    as in the reference. Body positions are the forward kinematics of the interpolated pose (the
+    as in the reference (the root's angular velocity is frame i0's in the world frame, expressed in
+    the interpolated root frame, where MuJoCo's free joint reads it). Body positions are the forward kinematics of the interpolated pose (the
     reference lerps stored key-body positions instead, which differs from the pose between frames
     by a few mm and would let the discriminator tell demo from agent).
     """
@@ -123,7 +124,10 @@ def state_at(lib: MotionLib, clip_ids: jax.Array, times: jax.Array) -> MotionSta
     model = lib.character.model
     _, body_pos = forward_kinematics(local_rotation, root_pos, lib.character.parent_indices, model.body_pos[1:])
     qpos = local_rotation_to_qpos(root_pos, local_rotation, lib.character)
-    return MotionState(qpos=qpos, qvel=lib.qvel[f0], body_pos=body_pos)
+    qvel = lib.qvel[f0]
+    root_ang_vel_world = quat.rotate(lib.local_rotation[f0][..., 0, :], qvel[..., 3:6])
+    qvel = qvel.at[..., 3:6].set(quat.rotate(quat.conj(local_rotation[..., 0, :]), root_ang_vel_world))
+    return MotionState(qpos=qpos, qvel=qvel, body_pos=body_pos)
 
 
 def history_times(times: jax.Array, num_steps: int, dt: float) -> jax.Array:

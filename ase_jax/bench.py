@@ -143,8 +143,9 @@ def bench_train(config, iterations: int, profile_dir: str | None = None, rollout
                 state, _ = fns.step(state)
             jax.block_until_ready(state)
         result["profile_dir"] = str(profile_dir)
-        result["top_op_kinds"] = profiling.top_ops(profile_dir, by_kind=True)
-        result["top_ops"] = profiling.top_ops(profile_dir)
+        times = profiling.op_times(profile_dir)
+        result["top_op_kinds"] = profiling.top_ops(times, by_kind=True)
+        result["top_ops"] = profiling.top_ops(times)
     if not rollout_share:
         return result
 

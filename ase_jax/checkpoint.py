@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import contextlib
 import logging
 import shutil
 import time
@@ -127,6 +128,16 @@ def select_subtree(arrays: dict, layout: list[str], prefix: str, template):
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+@contextlib.contextmanager
+def _reading(workdir):
+    """A Checkpointer that only reads (its retention never deletes anything), closed on exit."""
+    checkpointer = Checkpointer(workdir, keep=1_000_000)
+    try:
+        yield checkpointer
+    finally:
+        checkpointer.close()
+
+
 def find_checkpoint(path) -> tuple[Path, int]:
     """(workdir, step) for a run folder (latest checkpoint) or a checkpoint folder `.../checkpoints/N`."""
     path = Path(path).expanduser()
@@ -136,9 +147,8 @@ def find_checkpoint(path) -> tuple[Path, int]:
         return path.parent.parent, int(path.name)
     if not (path / "checkpoints").is_dir():
         raise AseInputError(f"{path}: not an ase_jax run folder (no checkpoints/ inside)")
-    checkpointer = Checkpointer(path, keep=1_000_000)
-    step = checkpointer.latest_step()
-    checkpointer.close()
+    with _reading(path) as checkpointer:
+        step = checkpointer.latest_step()
     if step is None:
         raise AseInputError(f"{path / 'checkpoints'}: holds no complete checkpoint")
     return path, step
@@ -147,22 +157,16 @@ def find_checkpoint(path) -> tuple[Path, int]:
 def read_checkpoint(path) -> tuple[Path, int, dict, list[str], dict]:
     """(workdir, step, arrays, layout, saved config) of a run folder (latest) or checkpoint folder."""
     workdir, step = find_checkpoint(path)
-    checkpointer = Checkpointer(workdir, keep=1_000_000)
-    try:
+    with _reading(workdir) as checkpointer:
         arrays, layout, saved = checkpointer.restore_raw(step)
-    finally:
-        checkpointer.close()
     return workdir, step, arrays, layout, saved
 
 
 def read_saved_config(path) -> dict:
     """The config saved with a run folder's latest checkpoint (or with one checkpoint folder)."""
     workdir, step = find_checkpoint(path)
-    checkpointer = Checkpointer(workdir, keep=1_000_000)
-    try:
+    with _reading(workdir) as checkpointer:
         return checkpointer.saved_config(step)
-    finally:
-        checkpointer.close()
 
 
 def check_compatible(saved: dict, config: dict, where: Path) -> None:

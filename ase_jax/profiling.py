@@ -1,9 +1,9 @@
 """Summaries of jax profiler traces: where a compiled training iteration spends its time.
 
 `jax.profiler.trace(dir, create_perfetto_trace=True)` writes `perfetto_trace.json.gz` (Chrome trace
-event format) beside the TensorBoard profile. `top_ops` adds up the durations of the complete
-events by name, on the device timelines when there are any (GPU kernels, named after the XLA
-fusions that launched them) and otherwise on the XLA:CPU threads, and returns the largest.
+event format) beside the TensorBoard profile. `op_times` reads the exclusive time of each
+operation, on the device timelines when there are any (GPU kernels, named after the XLA fusions
+that launched them) and otherwise on the XLA:CPU threads; `top_ops` adds them up by name.
 """
 
 from __future__ import annotations
@@ -58,23 +58,27 @@ def op_kind(name: str) -> str:
     return re.sub(r"([._]\d+)+$", "", name)
 
 
-def top_ops(trace_dir, top: int = 15, by_kind: bool = False) -> list[dict]:
-    """The `top` operations by exclusive time: [{"name", "total_ms", "share", "count"}], largest first.
-
-    Device timelines (GPU kernels) when the trace has them, else the XLA:CPU threads. `share` is of
-    the summed time of the operations counted, not of wall time. `by_kind` adds up all instances
-    of an operation kind (every `dot_general`, every `cholesky`, ...).
-    """
+def op_times(trace_dir) -> list[tuple[str, float]]:
+    """(operation name, exclusive time in us) of every operation of the newest trace under
+    `trace_dir`: the device timelines (GPU kernels) when the trace has them, else the XLA:CPU
+    threads; Python calls and host waits left out. Read once, summarise with `top_ops`."""
     events, process_names = load_trace_events(trace_dir)
     device_pids = {pid for pid, name in process_names.items() if "/device:" in name and "CPU" not in name}
     if device_pids:
         events = [e for e in events if e["pid"] in device_pids]
+    return [(name, us) for name, us in self_times(events) if not name.startswith(_NOT_WORK)]
+
+
+def top_ops(times: list[tuple[str, float]], top: int = 15, by_kind: bool = False) -> list[dict]:
+    """The `top` operations of `op_times` by exclusive time: [{"name", "total_ms", "share", "count"}],
+    largest first. `share` is of the summed time of the operations counted, not of wall time.
+    `by_kind` adds up all instances of an operation kind (every `dot_general`, every `cholesky`, ...).
+    """
     totals, counts = collections.Counter(), collections.Counter()
-    for name, us in self_times(events):
-        if not name.startswith(_NOT_WORK):
-            name = op_kind(name) if by_kind else name
-            totals[name] += us
-            counts[name] += 1
+    for name, us in times:
+        name = op_kind(name) if by_kind else name
+        totals[name] += us
+        counts[name] += 1
     whole = sum(totals.values()) or 1.0
     return [{"name": name, "total_ms": round(us / 1e3, 3), "share": round(us / whole, 4), "count": counts[name]}
             for name, us in totals.most_common(top)]

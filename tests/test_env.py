@@ -199,6 +199,7 @@ def test_recovery_episode_keeps_its_discriminator_history(env, state0, sword_shi
     _, _, fresh, _ = start(jax.random.PRNGKey(4), one.data, jnp.asarray(False), jnp.asarray(False), past)
     assert not np.allclose(np.asarray(fresh), np.asarray(past))
 
+
 def test_episode_end_resets_inside_jit(env, fns, state0, bundled_lib):
     """Episodes time out at episode_length - 1 steps, reset in the compiled step, and go on."""
     _, step, set_state = fns

@@ -25,7 +25,7 @@ def test_nested_cpu_events_count_their_own_time_once(tmp_path):
               _x("fusion.3", 60, 20), _x("dot.2", 200, 10), _x("$python.py:1 f", 0, 500),
               _x("fusion.3", 5, 5, tid=2)]
     _write_trace(tmp_path, events, {1: "/host:CPU"})
-    ops = {op["name"]: op for op in profiling.top_ops(tmp_path)}
+    ops = {op["name"]: op for op in profiling.top_ops(profiling.op_times(tmp_path))}
     assert ops["dot.2"]["total_ms"] == pytest.approx(0.040) and ops["dot.2"]["count"] == 2
     assert ops["while.1"]["total_ms"] == pytest.approx(0.030)  # 80 minus the 30 + 20 inside it
     assert ops["ThunkExecutor::Execute"]["total_ms"] == pytest.approx(0.020)
@@ -37,21 +37,21 @@ def test_nested_cpu_events_count_their_own_time_once(tmp_path):
 def test_device_timelines_are_preferred_when_present(tmp_path):
     events = [_x("host_op", 0, 1000, pid=1), _x("loop_fusion", 0, 30, pid=2), _x("gemm", 40, 60, pid=2)]
     _write_trace(tmp_path, events, {1: "/host:CPU", 2: "/device:GPU:0"})
-    ops = profiling.top_ops(tmp_path)
+    ops = profiling.top_ops(profiling.op_times(tmp_path))
     assert [op["name"] for op in ops] == ["gemm", "loop_fusion"]
     assert ops[0]["share"] == pytest.approx(2 / 3, abs=1e-3)
 
 
 def test_missing_trace_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="perfetto_trace.json.gz"):
-        profiling.top_ops(tmp_path)
+        profiling.op_times(tmp_path)
 
 
 def test_operation_kinds_add_up_their_instances(tmp_path):
     events = [_x("dot_general.1", 0, 10), _x("dot_general.22", 20, 30), _x("loop_add_fusion_3", 60, 5),
               _x("loop_add_fusion", 70, 5), _x("cholesky.7", 80, 1)]
     _write_trace(tmp_path, events, {1: "/host:CPU"})
-    kinds = {op["name"]: op for op in profiling.top_ops(tmp_path, by_kind=True)}
+    kinds = {op["name"]: op for op in profiling.top_ops(profiling.op_times(tmp_path), by_kind=True)}
     assert set(kinds) == {"dot_general", "loop_add_fusion", "cholesky"}
     assert kinds["dot_general"]["total_ms"] == pytest.approx(0.040) and kinds["dot_general"]["count"] == 2
     assert kinds["loop_add_fusion"]["count"] == 2

@@ -113,19 +113,21 @@ def state_at(lib: MotionLib, clip_ids: jax.Array, times: jax.Array) -> MotionSta
 
     The root position is interpolated linearly, rotations by slerp; velocities come from frame i0,
     as in the reference (the root's angular velocity is frame i0's in the world frame, expressed in
-    the interpolated root frame, where MuJoCo's free joint reads it). Body positions are the forward kinematics of the interpolated pose (the
-    reference lerps stored key-body positions instead, which differs from the pose between frames
-    by a few mm and would let the discriminator tell demo from agent).
+    the interpolated root frame, where MuJoCo's free joint reads it). Body positions are the
+    forward kinematics of the interpolated pose (the reference lerps stored key-body positions
+    instead, which differs from the pose between frames by a few mm and would let the
+    discriminator tell demo from agent).
     """
     f0, f1, blend = _frame_blend(lib, clip_ids, times)
     b = blend[..., None]
     root_pos = (1.0 - b) * lib.root_pos[f0] + b * lib.root_pos[f1]
-    local_rotation = quat.slerp(lib.local_rotation[f0], lib.local_rotation[f1], blend[..., None])
+    rotation0 = lib.local_rotation[f0]
+    local_rotation = quat.slerp(rotation0, lib.local_rotation[f1], blend[..., None])
     model = lib.character.model
     _, body_pos = forward_kinematics(local_rotation, root_pos, lib.character.parent_indices, model.body_pos[1:])
     qpos = local_rotation_to_qpos(root_pos, local_rotation, lib.character)
     qvel = lib.qvel[f0]
-    root_ang_vel_world = quat.rotate(lib.local_rotation[f0][..., 0, :], qvel[..., 3:6])
+    root_ang_vel_world = quat.rotate(rotation0[..., 0, :], qvel[..., 3:6])
     qvel = qvel.at[..., 3:6].set(quat.rotate(quat.conj(local_rotation[..., 0, :]), root_ang_vel_world))
     return MotionState(qpos=qpos, qvel=qvel, body_pos=body_pos)
 

@@ -17,12 +17,11 @@ from rich.console import Console
 
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
-from ase_jax.config import Config, config_from_args, to_dict
+from ase_jax.config import Config, to_dict
 from ase_jax.env import HumanoidEnv
-from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.motions.library import build_motion_lib
-from ase_jax.run_loop import TrainingDiverged, train_loop  # noqa: F401
+from ase_jax.run_loop import TrainingDiverged, run_command, train_loop  # noqa: F401
 
 
 def build(config: Config):
@@ -72,14 +71,7 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
 
 
 def main(argv=None) -> int:
-    console = Console()
-    try:
-        config = config_from_args(sys.argv[1:] if argv is None else argv)
-        train(config, console)
-    except AseInputError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
-        return 1
-    return 0
+    return run_command(train, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

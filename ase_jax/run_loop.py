@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ase_jax.checkpoint import Checkpointer, check_compatible
-from ase_jax.config import Config, to_dict
+from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.run_log import RunLogger
 
@@ -26,6 +26,18 @@ class TrainingDiverged(AseInputError):
 
 
 PACKAGES = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "brax", "flax", "optax", "orbax-checkpoint", "numpy")
+
+
+def run_command(train, argv: list[str]) -> int:
+    """The body of a training command: config from `argv` (`--config=NAME --key=value ...`), then
+    `train(config, console)`; bad input is printed as one clear line and exits with status 1."""
+    console = Console()
+    try:
+        train(config_from_args(argv), console)
+    except AseInputError as e:
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        return 1
+    return 0
 
 
 def run_info(config: Config) -> dict:

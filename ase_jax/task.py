@@ -19,10 +19,10 @@ from rich.console import Console
 from ase_jax.agents.ase.policy import Pretrained, load_pretrained
 from ase_jax.agents.hlc.train import make_hlc_train_fns
 from ase_jax.character import load_character
-from ase_jax.config import Config, config_from_args
+from ase_jax.config import Config
 from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
-from ase_jax.run_loop import train_loop
+from ase_jax.run_loop import run_command, train_loop
 from ase_jax.tasks import make_task
 
 # Config values the low-level controller was trained with and the task env must share.
@@ -76,14 +76,7 @@ def _translate(argv: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    console = Console()
-    try:
-        config = config_from_args(_translate(sys.argv[1:] if argv is None else argv))
-        train(config, console)
-    except AseInputError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
-        return 1
-    return 0
+    return run_command(train, _translate(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

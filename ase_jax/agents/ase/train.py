@@ -24,6 +24,7 @@ where brax's default would let a near-constant feature blow up to the clip value
 
 from __future__ import annotations
 
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -87,18 +88,45 @@ def make_networks(config: Config, env: HumanoidEnv) -> ase_networks.ASENetworks:
         critic_units=config.critic_units, disc_units=config.disc_units, log_std=config.action_log_std)
 
 
-def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = None):
-    """The pmapped `init(key)`, `step(state)` and `rollout(state)` over `num_devices` local devices."""
+class DeviceSplit(NamedTuple):
+    devices: list
+    local_envs: int  # environments each device simulates
+    local_batch: int  # transitions each device collects per iteration
+    num_minibatches: int  # minibatches per epoch on each device
+
+
+def split_over_devices(config: Config, num_devices: int | None = None) -> DeviceSplit:
+    """How an iteration's environments and minibatches divide over the first `num_devices` local
+    devices (all of them by default); a ConfigError when they do not divide evenly."""
     devices = jax.local_devices()[: num_devices or jax.local_device_count()]
-    num_devices = len(devices)
-    if config.num_envs % num_devices:
-        raise ConfigError(f"num_envs={config.num_envs} must be divisible by the {num_devices} devices")
-    local_envs = config.num_envs // num_devices
+    n = len(devices)
+    if config.num_envs % n:
+        raise ConfigError(f"num_envs={config.num_envs} must be divisible by the {n} devices")
+    local_envs = config.num_envs // n
     local_batch = local_envs * config.horizon
     if local_batch % config.minibatch_size:
         raise ConfigError(f"minibatch_size={config.minibatch_size} must divide num_envs x horizon / devices = "
-                          f"{config.num_envs} x {config.horizon} / {num_devices} = {local_batch}")
-    num_minibatches = local_batch // config.minibatch_size
+                          f"{config.num_envs} x {config.horizon} / {n} = {local_batch}")
+    return DeviceSplit(devices, local_envs, local_batch, local_batch // config.minibatch_size)
+
+
+def pmapped_init(init, devices):
+    """`key -> state` from `init(param_key, env_key)`, pmapped: every device starts from the same
+    parameters and from its own environments."""
+    pinit = jax.pmap(init, axis_name=AXIS, devices=devices)
+
+    def init_state(key):
+        param_key, env_key = jax.random.split(key)
+        return pinit(jnp.broadcast_to(param_key, (len(devices),) + param_key.shape),
+                     jax.random.split(env_key, len(devices)))
+
+    return init_state
+
+
+def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = None):
+    """The pmapped `init(key)`, `step(state)` and `rollout(state)` over `num_devices` local devices."""
+    devices, local_envs, local_batch, num_minibatches = split_over_devices(config, num_devices)
+    num_devices = len(devices)
     amp_rows = config.amp_minibatch_size
     amp_dim = env.history * env.amp_obs_size
 
@@ -274,19 +302,13 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
                                latent_countdown=countdown, key=key, iteration=state.iteration + 1)
         return new_state, metrics
 
-    pinit = jax.pmap(init, axis_name=AXIS, devices=devices)
-
-    def init_state(key) -> TrainState:
-        param_key, env_key = jax.random.split(key)
-        return pinit(jnp.broadcast_to(param_key, (num_devices,) + param_key.shape),
-                     jax.random.split(env_key, num_devices))
-
     def rollout_only(state: TrainState):
         """The collection part of an iteration alone (for benchmarks)."""
         (env_state, latents, countdown), traj = rollout(state, state.key)
         return state.replace(env_state=env_state, latents=latents, latent_countdown=countdown), traj.done.sum()
 
-    return TrainFns(init=init_state, loss_and_grad=grad_fn, step=jax.pmap(train_step, axis_name=AXIS, devices=devices, donate_argnums=0),
+    return TrainFns(init=pmapped_init(init, devices), loss_and_grad=grad_fn,
+                    step=jax.pmap(train_step, axis_name=AXIS, devices=devices, donate_argnums=0),
                     rollout=jax.pmap(rollout_only, axis_name=AXIS, devices=devices), networks=nets,
                     num_devices=num_devices)
 

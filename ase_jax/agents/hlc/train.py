@@ -25,9 +25,9 @@ from flax import struct
 
 from ase_jax.agents.ase import losses
 from ase_jax.agents.ase.policy import Pretrained
-from ase_jax.agents.ase.train import AXIS, TrainFns
+from ase_jax.agents.ase.train import AXIS, TrainFns, pmapped_init, split_over_devices
 from ase_jax.agents.hlc.networks import make_hlc_networks
-from ase_jax.config import Config, ConfigError
+from ase_jax.config import Config
 from ase_jax.env.humanoid import EnvState, HumanoidEnv
 
 
@@ -44,16 +44,8 @@ class HLCState:
 
 
 def make_hlc_train_fns(config: Config, env: HumanoidEnv, llc: Pretrained | None) -> TrainFns:
-    devices = jax.local_devices()
+    devices, local_envs, local_batch, num_minibatches = split_over_devices(config)
     num_devices = len(devices)
-    if config.num_envs % num_devices:
-        raise ConfigError(f"num_envs={config.num_envs} must be divisible by the {num_devices} devices")
-    local_envs = config.num_envs // num_devices
-    local_batch = local_envs * config.horizon
-    if local_batch % config.minibatch_size:
-        raise ConfigError(f"minibatch_size={config.minibatch_size} must divide num_envs x horizon / devices = "
-                          f"{local_batch}")
-    num_minibatches = local_batch // config.minibatch_size
     hierarchical = llc is not None
     action_size = llc.config.latent_dim if hierarchical else env.action_size
     llc_steps = config.llc_steps if hierarchical else 1
@@ -185,18 +177,11 @@ def make_hlc_train_fns(config: Config, env: HumanoidEnv, llc: Pretrained | None)
         return state.replace(params=params, opt_state=opt_state, obs_norm=obs_norm, value_norm=value_norm,
                              env_state=env_state, key=key, iteration=state.iteration + 1), metrics
 
-    pinit = jax.pmap(init, axis_name=AXIS, devices=devices)
-
-    def init_state(key):
-        param_key, env_key = jax.random.split(key)
-        return pinit(jnp.broadcast_to(param_key, (num_devices,) + param_key.shape),
-                     jax.random.split(env_key, num_devices))
-
     def rollout_only(state):
         env_state, traj = rollout(state, state.key)
         return state.replace(env_state=env_state), traj["done"].sum()
 
-    return TrainFns(init=init_state, loss_and_grad=grad_fn,
+    return TrainFns(init=pmapped_init(init, devices), loss_and_grad=grad_fn,
                     step=jax.pmap(train_step, axis_name=AXIS, devices=devices, donate_argnums=0),
                     rollout=jax.pmap(rollout_only, axis_name=AXIS, devices=devices), networks=(actor, critic),
                     num_devices=num_devices)

@@ -242,7 +242,9 @@ def make_train_fns(config: Config, env: HumanoidEnv, num_devices: int | None = N
         advantages = losses.standardize(advantages, traj.stochastic, axis_name=AXIS)
 
         obs_norm = running_statistics.update(state.obs_norm, traj.obs.reshape(-1, env.obs_size), pmap_axis_name=AXIS)
-        value_norm = running_statistics.update(state.value_norm, returns.reshape(-1), pmap_axis_name=AXIS)
+        # rl_games' value normaliser is updated with the iteration's values and then its returns.
+        value_norm = running_statistics.update(state.value_norm, jnp.concatenate([values.ravel(), returns.ravel()]),
+                                               pmap_axis_name=AXIS)
         agent_amp = traj.amp_obs.reshape(-1, amp_dim)
         # The reference feeds its AMP normaliser the agent, replay and demo minibatches in equal
         # parts (facts 5.2); once per iteration here, with one minibatch-sized draw of each.

@@ -25,7 +25,7 @@ from flax import struct
 
 from ase_jax.agents.ase import losses
 from ase_jax.agents.ase.policy import Pretrained
-from ase_jax.agents.ase.train import AXIS, TrainFns, pmapped_init, split_over_devices
+from ase_jax.agents.ase.train import AXIS, NORM_STD_EPS, TrainFns, pmapped_init, split_over_devices
 from ase_jax.agents.hlc.networks import make_hlc_networks
 from ase_jax.config import Config
 from ase_jax.env.humanoid import EnvState, HumanoidEnv
@@ -71,8 +71,9 @@ def make_hlc_train_fns(config: Config, env: HumanoidEnv, llc: Pretrained | None)
                                                  "amp_norm": llc.amp_norm}
         return HLCState(
             params=params, opt_state=optimizer.init(params),
-            obs_norm=running_statistics.init_state(Spec((env.obs_size,), jnp.float32)),
-            value_norm=running_statistics.init_state(Spec((), jnp.float32)), llc=llc_state,
+            obs_norm=running_statistics.init_state(Spec((env.obs_size,), jnp.float32), std_eps=NORM_STD_EPS),
+            value_norm=running_statistics.init_state(Spec((), jnp.float32), std_eps=NORM_STD_EPS),
+            llc=llc_state,
             env_state=jax.vmap(env.reset)(jax.random.split(env_key, local_envs)),
             key=jax.random.fold_in(env_key, 1), iteration=jnp.zeros((), jnp.int32))
 
@@ -143,7 +144,9 @@ def make_hlc_train_fns(config: Config, env: HumanoidEnv, llc: Pretrained | None)
         advantages = losses.standardize(advantages, jnp.ones_like(advantages), axis_name=AXIS)
         obs_norm = running_statistics.update(state.obs_norm, traj["obs"].reshape(-1, env.obs_size),
                                              pmap_axis_name=AXIS)
-        value_norm = running_statistics.update(state.value_norm, returns.reshape(-1), pmap_axis_name=AXIS)
+        # Values and returns, as in pre-training (rl_games).
+        value_norm = running_statistics.update(state.value_norm, jnp.concatenate([values.ravel(), returns.ravel()]),
+                                               pmap_axis_name=AXIS)
         batch = {"obs": traj["obs"], "actions": traj["actions"], "log_prob": traj["log_prob"],
                  "advantages": advantages, "returns": returns}
         batch = jax.tree.map(lambda x: x.reshape((local_batch,) + x.shape[2:]), batch)

@@ -134,6 +134,28 @@ def load_character(name_or_xml: str | Path, spec: CharacterSpec | None = None) -
     return _build(name, xml_path, model, spec)
 
 
+def read_joints(model: mujoco.MjModel, where="MJCF") -> tuple[Joint, ...]:
+    """The actuated joints of a character model (all joints after the root's free joint), in MJCF
+    order; a CharacterError naming `where` for a body with several joints or a joint that is not
+    a ball or hinge. Unlimited joints get the range (0, pi) (ball) or (-pi, pi) (hinge)."""
+    joints = []
+    for j in range(1, model.njnt):
+        body = int(model.jnt_bodyid[j]) - 1
+        if any(jt.body == body for jt in joints):
+            raise CharacterError(f"{where}: body '{model.body(body + 1).name}' has several joints; "
+                                 "use one ball joint for 3 DoF")
+        kind = {int(mujoco.mjtJoint.mjJNT_BALL): "ball", int(mujoco.mjtJoint.mjJNT_HINGE): "hinge"}.get(
+            int(model.jnt_type[j]))
+        if kind is None:
+            raise CharacterError(f"{where}: joint '{model.joint(j).name}' must be a ball or hinge joint")
+        lo, hi = (float(x) for x in model.jnt_range[j])
+        if not model.jnt_limited[j]:
+            lo, hi = (0.0, np.pi) if kind == "ball" else (-np.pi, np.pi)
+        joints.append(Joint(model.joint(j).name, body, kind, int(model.jnt_qposadr[j]),
+                            int(model.jnt_dofadr[j]), tuple(float(a) for a in model.jnt_axis[j]), (lo, hi)))
+    return tuple(joints)
+
+
 def _build(name: str, xml_path: Path, model: mujoco.MjModel, spec: CharacterSpec) -> Character:
     def fail(problem):
         raise CharacterError(f"{xml_path}: {problem}")
@@ -147,19 +169,7 @@ def _build(name: str, xml_path: Path, model: mujoco.MjModel, spec: CharacterSpec
     if model.jnt_type[1:].tolist().count(mujoco.mjtJoint.mjJNT_FREE):
         fail("only the root may have a free joint (one character per MJCF; props belong to the task scene)")
 
-    joints = []
-    for j in range(1, model.njnt):
-        body = int(model.jnt_bodyid[j]) - 1
-        if any(jt.body == body for jt in joints):
-            fail(f"body '{body_names[body]}' has several joints; use one ball joint for 3 DoF")
-        kind = {int(mujoco.mjtJoint.mjJNT_BALL): "ball", int(mujoco.mjtJoint.mjJNT_HINGE): "hinge"}.get(int(model.jnt_type[j]))
-        if kind is None:
-            fail(f"joint '{model.joint(j).name}' must be a ball or hinge joint")
-        lo, hi = (float(x) for x in model.jnt_range[j])
-        if not model.jnt_limited[j]:
-            lo, hi = (0.0, np.pi) if kind == "ball" else (-np.pi, np.pi)
-        joints.append(Joint(model.joint(j).name, body, kind, int(model.jnt_qposadr[j]),
-                            int(model.jnt_dofadr[j]), tuple(float(a) for a in model.jnt_axis[j]), (lo, hi)))
+    joints = read_joints(model, xml_path)
 
     # One position actuator per DoF, in DoF order, so that ctrl[i] is the target of qvel[6 + i].
     num_dof = model.nv - 6

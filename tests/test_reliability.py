@@ -218,6 +218,15 @@ def _bad_inputs(tmp):
         ("missing mjcf", lambda: load_character(tmp / "none.xml", spec), r"none.xml: MJCF file not found"),
         ("broken mjcf", lambda: load_character(_write(tmp / "broken.xml", "<mujoco><worldbody>"), spec), r"broken.xml: MuJoCo cannot load"),
         ("mjcf without actuators", lambda: load_character(no_actuators, spec), r"noact.xml: expected one actuator per joint DoF \(1\), found 0"),
+        ("mjcf with three hinges", lambda: load_character(_write(tmp / "hinges.xml", (
+            "<mujoco><worldbody><body name='root'><freejoint/><geom size='.1'/><body name='arm'>"
+            "<joint type='hinge' axis='1 0 0'/><joint type='hinge' axis='0 1 0'/><geom size='.1'/>"
+            "</body></body></worldbody></mujoco>")), spec),
+         r"hinges.xml: body 'arm' has several joints; use one ball joint for 3 DoF"),
+        ("mjcf with a slide joint", lambda: load_character(_write(tmp / "slide.xml", (
+            "<mujoco><worldbody><body><freejoint/><geom size='.1'/><body><joint name='rail' type='slide'/>"
+            "<geom size='.1'/></body></body></worldbody></mujoco>")), spec),
+         r"slide.xml: joint 'rail' must be a ball or hinge joint"),
         ("mjcf missing key body", lambda: load_character(REPO_ROOT / "humanoid_xml" / "amp_humanoid.xml",
                                                          CharacterSpec(xml="x", key_bodies=("sword",), contact_bodies=())),
          r"amp_humanoid.xml: key body 'sword' not found"),

@@ -33,6 +33,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from ase_jax import quat
+from ase_jax.character import Joint, read_joints
 from ase_jax.motions.kinematics import forward_kinematics
 from ase_jax.motions.npy_format import RawClip, Skeleton
 
@@ -129,30 +130,9 @@ def continuous_sign(q):
 # Joints, poses and keyframes
 # ----------------------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class JointInfo:
-    name: str
-    body: int  # index in skeleton order (MuJoCo body id - 1)
-    kind: str  # "ball" or "hinge"
-    axis: np.ndarray  # hinge axis in the body frame
-    qpos_adr: int
-    range: tuple[float, float]  # radians; (0, cone angle) for a ball
-
-
-def joint_table(model: mujoco.MjModel) -> dict[str, JointInfo]:
+def joint_table(model: mujoco.MjModel) -> dict[str, Joint]:
     """The non-root joints of the character by MJCF joint name."""
-    out = {}
-    for j in range(model.njnt):
-        jtype = int(model.jnt_type[j])
-        if jtype == mujoco.mjtJoint.mjJNT_FREE:
-            continue
-        kind = {int(mujoco.mjtJoint.mjJNT_BALL): "ball", int(mujoco.mjtJoint.mjJNT_HINGE): "hinge"}[jtype]
-        rng = tuple(float(x) for x in model.jnt_range[j]) if model.jnt_limited[j] else (
-            (0.0, np.pi) if kind == "ball" else (-np.pi, np.pi))
-        out[model.joint(j).name] = JointInfo(model.joint(j).name, int(model.jnt_bodyid[j]) - 1, kind,
-                                             np.array(model.jnt_axis[j], np.float64),
-                                             int(model.jnt_qposadr[j]), rng)
-    return out
+    return {joint.name: joint for joint in read_joints(model)}
 
 
 def body_index(model: mujoco.MjModel, name: str) -> int:

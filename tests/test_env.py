@@ -136,6 +136,20 @@ def test_demo_and_agent_amp_obs_are_identical(env, fns, state0, bundled_lib):
     np.testing.assert_allclose(np.asarray(agent), np.asarray(demo), atol=1e-4)
 
 
+def test_observations_after_a_step_are_of_the_new_state(env, fns, state0, bundled_lib):
+    """After a step, observations describe the state the step ended in: the same numbers as
+    observing that qpos/qvel afresh (mjx.step's own body poses lag it by one physics step, which
+    at 4 m/s and 3 rad/s is centimetres, enough for the discriminator to tell agent from demo)."""
+    _, step, set_state = fns
+    ref = _idle_states(bundled_lib, [0.0, 0.5, 1.0, 1.5])
+    qvel = ref.qvel.at[:, 0].set(4.0).at[:, 5].set(3.0)
+    stepped = step(set_state(state0, ref.qpos, qvel), _hold_action(env, ref.qpos))
+    assert not np.any(np.asarray(stepped.done))
+    fresh = set_state(stepped, stepped.data.qpos, stepped.data.qvel)
+    np.testing.assert_allclose(np.asarray(stepped.next_amp_obs[:, 0]), np.asarray(fresh.amp_obs[:, 0]), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(stepped.next_obs), np.asarray(fresh.obs), atol=1e-4)
+
+
 def test_reference_pose_held_by_pd_stays_upright(env, fns, state0, bundled_lib):
     """From a reference state, PD targets at that pose keep the character standing for 2 s."""
     _, step, set_state = fns

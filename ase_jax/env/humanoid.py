@@ -137,6 +137,10 @@ class HumanoidEnv:
 
     def _with_state(self, data: mjx.Data, qpos, qvel) -> mjx.Data:
         data = data.replace(qpos=qpos, qvel=qvel, qacc_warmstart=jnp.zeros_like(data.qacc_warmstart))
+        return self._refresh_kinematics(data)
+
+    def _refresh_kinematics(self, data: mjx.Data) -> mjx.Data:
+        """Body poses (xpos, xquat) and velocities (cvel) of data's current qpos and qvel."""
         data = mjx.kinematics(self.mjx_model, data)
         data = mjx.com_pos(self.mjx_model, data)
         return mjx.com_vel(self.mjx_model, data)
@@ -209,6 +213,11 @@ class HumanoidEnv:
         data = state.data.replace(ctrl=self._pd_offset + self._pd_scale * action)
         data = jax.lax.fori_loop(0, self.config.physics_steps_per_control_step,
                                  lambda _, d: mjx.step(self.mjx_model, d), data)
+        # mjx.step computes body poses and velocities before it integrates, so they lag qpos/qvel by
+        # one physics step; observations, termination and tasks read the state after the step, as
+        # the reference does (and as the demo frames, computed from qpos, are). Contacts keep the
+        # lag: termination and task contact checks see the state one physics step (8 ms) earlier.
+        data = self._refresh_kinematics(data)
         policy, frame = self._observe(data)
         bad = bad_action | ~jnp.all(jnp.isfinite(data.qpos)) | ~jnp.all(jnp.isfinite(data.qvel)) \
             | ~jnp.all(jnp.isfinite(policy))
@@ -216,7 +225,10 @@ class HumanoidEnv:
 
         key, k_init, k_task = jax.random.split(state.key, 3)
         step_count = state.step_count + 1
-        recovering = state.recovery_count > 0
+        # The reference counts a recovery step down before it checks for resets (facts 4.5), so a
+        # counter of recovery_steps protects recovery_steps - 1 steps.
+        recovery_count = jnp.maximum(state.recovery_count - 1, 0)
+        recovering = recovery_count > 0
         fallen = self._has_fallen(data) if self.config.early_termination else jnp.asarray(False)
         task_state, reward = state.task, jnp.zeros(())
         if self.task is not None:
@@ -244,7 +256,7 @@ class HumanoidEnv:
             done=f32(done),
             terminated=f32(terminated),
             step_count=jnp.where(done, 0, step_count).astype(jnp.int32),
-            recovery_count=jnp.where(done, init_recovery, jnp.maximum(state.recovery_count - 1, 0)).astype(jnp.int32),
+            recovery_count=jnp.where(done, init_recovery, recovery_count).astype(jnp.int32),
             key=key,
             metrics={"episode_length": f32(jnp.where(done, step_count, 0)), "nonfinite": f32(bad)},
             reward=f32(reward),

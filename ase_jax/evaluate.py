@@ -147,7 +147,8 @@ def compare(runs: list[str], out: Path) -> dict:
             raise AseInputError(f"{run}: no metrics.jsonl (not a training run folder)")
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         key = "reward/task" if lines and "reward/task" in lines[0] else "reward/total"
-        steps = [line["env_steps"] for line in lines]
+        # Simulated control steps: a high-level sample spans llc_steps of them, a Scratch one only 1.
+        steps = [line.get("control_steps", line["env_steps"]) for line in lines]
         values = [line.get(key, float("nan")) for line in lines]
         label = Path(run).name
         div_path = Path(run) / "diversity.json"
@@ -157,7 +158,7 @@ def compare(runs: list[str], out: Path) -> dict:
             summary[run] = {"diversity": {k: div[k] for k in ("clips_covered", "entropy_nats")}}
         ax.plot(steps, values, label=label)
         summary.setdefault(run, {})[key] = values[-1] if values else None
-    ax.set_xlabel("env steps")
+    ax.set_xlabel("simulated control steps (30 Hz)")
     ax.set_ylabel("reward")
     ax.legend(fontsize=8)
     fig.tight_layout()

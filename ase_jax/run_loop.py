@@ -51,9 +51,15 @@ def run_info(config: Config) -> dict:
             "devices": [str(d) for d in jax.local_devices()]}
 
 
-def train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None = None) -> dict:
+def train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None = None,
+               control_steps_per_sample: int = 1) -> dict:
     """Runs (or resumes) the iterations of `fns` (init, step) in `config.workdir`; returns the last
-    logged metrics. Shared by pre-training and task training."""
+    logged metrics. Shared by pre-training and task training.
+
+    `total_steps` and `env_steps` count the policy's samples; `control_steps` in metrics.jsonl
+    counts simulated 30 Hz control steps (`control_steps_per_sample` per sample: a high-level
+    controller's sample spans `llc_steps` of them), the axis on which runs with and without a
+    skill embedding are compared."""
     if jax.devices()[0].platform == "cpu" and config.num_envs * config.horizon >= 65536:
         console.print(f"[yellow]note:[/] {config.num_envs} envs with these networks are sized for a GPU; on this CPU one "
                       "iteration takes many minutes. For a quick CPU run use --config=tiny.")
@@ -108,6 +114,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                         metrics["perf/env_steps_per_s"] = (done - tick_iteration) * steps_per_iteration / (now - tick)
                         progress.update(task, sps=f"{metrics['perf/env_steps_per_s']:,.0f}")
                     tick, tick_iteration = now, done
+                    metrics["control_steps"] = float(done * steps_per_iteration * control_steps_per_sample)
                     logger.log(done * steps_per_iteration, metrics)
                     last = metrics
                 if done % config.checkpoint_every == 0 or done == total_iterations:

@@ -59,7 +59,8 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     what = "from scratch (no skill embedding)" if llc is None else f"on the frozen LLC {config.llc} (step {llc.step})"
     console.print(f"task [bold]{config.task}[/] {what}: {config.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
-    return train_loop(config, make_hlc_train_fns(config, env, llc), console, f"task {config.task}", max_iterations)
+    return train_loop(config, make_hlc_train_fns(config, env, llc), console, f"task {config.task}", max_iterations,
+                      control_steps_per_sample=1 if llc is None else config.llc_steps)
 
 
 def _translate(argv: list[str]) -> list[str]:

@@ -1,5 +1,6 @@
 """Task training: reward functions, the strike target, the frozen LLC and an end-to-end tiny run."""
 
+import json
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -89,6 +90,9 @@ def test_heading_on_frozen_llc_end_to_end(tiny_llc, tiny_heading_run):
     for key in ("loss/total", "reward/task", "reward/disc", "episode/length"):
         assert np.isfinite(metrics[key]), key
     assert 0 <= metrics["reward/task"] <= 1
+    # Each high-level sample spans llc_steps simulated control steps (the axis of `evaluate compare`).
+    line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert line["control_steps"] == line["env_steps"] * load_config("task_tiny").llc_steps
     # The frozen low-level controller is bit-identical in the task run's checkpoint.
     llc = load_pretrained(tiny_llc)
     ckpt = Checkpointer(tmp_path, 5)

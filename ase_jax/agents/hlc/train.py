@@ -57,12 +57,15 @@ def make_hlc_train_fns(config: Config, env: HumanoidEnv, llc: Pretrained | None)
     norm = lambda x, s: running_statistics.normalize(x, s, max_abs_value=clip)
     std = jnp.exp(config.action_log_std)
 
+    # The frozen LLC sees its inputs clipped as in its own training (and as `Pretrained.action`).
+    llc_norm = lambda x, s: running_statistics.normalize(x, s, max_abs_value=llc.config.normalize_obs_clip)
+
     def llc_act(llc_state, obs, z):
-        humanoid = norm(obs[..., : env.humanoid_obs_size], llc_state["obs_norm"])
+        humanoid = llc_norm(obs[..., : env.humanoid_obs_size], llc_state["obs_norm"])
         return jnp.clip(llc.networks.actor_apply(llc_state["params"]["actor"], humanoid, z), -1.0, 1.0)
 
     def llc_disc_reward(llc_state, amp_obs):
-        logits = llc.networks.disc_logit_apply(llc_state["params"]["disc"], norm(amp_obs, llc_state["amp_norm"]))
+        logits = llc.networks.disc_logit_apply(llc_state["params"]["disc"], llc_norm(amp_obs, llc_state["amp_norm"]))
         return losses.disc_reward(logits, llc.config.disc_reward_scale)
 
     def init(param_key, env_key):

@@ -17,7 +17,7 @@ from ase_jax.tasks import TASKS, make_task
 from ase_jax.tasks.heading import heading_reward
 from ase_jax.tasks.location import location_reward
 from ase_jax.tasks.reach import reach_reward
-from ase_jax.tasks.strike import TARGET, strike_reward
+from ase_jax.tasks.strike import SHIELD_PROXY, TARGET, strike_reward
 
 
 def test_heading_reward():
@@ -71,6 +71,28 @@ def test_strike_target_falls_when_pushed():
         mujoco.mj_step(m, d)
     up = quat.rotate(d.qpos[q + 3: q + 7], np.array([0.0, 0.0, 1.0]))
     assert up[2] < 0.2, up
+
+
+def test_the_shield_meets_the_strike_target_through_its_proxy(sword_shield):
+    """MJX has no cylinder-box collision: a massless box in the shield's plane touches the target
+    instead of the shield's cylinder, and nothing else."""
+    config = load_config("task_tiny", {"task": "strike", "scratch": True})
+    _, env, _ = build(config)
+    m = env.mj_model
+    d = mujoco.MjData(m)
+    mujoco.mj_forward(m, d)
+    proxy, cylinder, target = m.geom(SHIELD_PROXY).id, m.geom("shield").id, m.geom(TARGET).id
+    assert m.body_mass[m.body("shield").id] == pytest.approx(sword_shield.model.body_mass[m.body("shield").id])
+    normal = d.geom_xmat[proxy].reshape(3, 3)[:, 1]  # the disc's axis
+    centre = d.geom_xpos[proxy] + normal * (0.2 + 0.015 - 0.01)  # the target's face 1 cm into the shield
+    q = m.jnt_qposadr[m.joint(TARGET).id]
+    yaw = np.arctan2(normal[1], normal[0])
+    d.qpos[q: q + 7] = [centre[0], centre[1], 0.9, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+    mujoco.mj_forward(m, d)
+    pairs = {tuple(sorted((int(c.geom1), int(c.geom2)))) for c in d.contact[: d.ncon]}
+    assert tuple(sorted((proxy, target))) in pairs
+    assert tuple(sorted((cylinder, target))) not in pairs
+    assert all(target in pair for pair in pairs if proxy in pair)  # the proxy touches only the target
 
 
 def test_task_observation_sizes():

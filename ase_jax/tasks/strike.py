@@ -9,6 +9,7 @@ from ase_jax import quat
 from ase_jax.tasks.base import Task, heading_local, root_pos, root_rot, root_velocity_xy
 
 TARGET = "strike_target"
+SHIELD_PROXY = "shield_strike_proxy"
 
 
 class Strike(Task):
@@ -18,14 +19,25 @@ class Strike(Task):
     half_size = (0.2, 0.2, 0.9)  # 0.4 x 0.4 x 1.8 m
     density = 30.0
     strike_bodies = ("sword", "right_hand", "right_lower_arm")
+    shield_radius, shield_half_thickness = 0.3, 0.015  # the MJCF's shield cylinder (disc in the body's xz plane)
 
     def add_props(self, spec):
         body = spec.worldbody.add_body(name=TARGET, pos=[2.0, 0.0, self.half_size[2]])
         body.add_freejoint(name=TARGET)
+        # Collision bits (the MJCF's: floor 1/2, character 2/1): the target touches the floor and
+        # the character through its conaffinity 3, and, through contype 4, the shield's proxy below.
         body.add_geom(name=TARGET, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(self.half_size), density=self.density,
-                      contype=1, conaffinity=3, condim=3, friction=[1.0, 0.05, 0.05], rgba=[0.8, 0.3, 0.2, 1.0])
-        # MJX has no cylinder-box collision: the shield (a cylinder) passes through the target.
-        spec.add_exclude(bodyname1="shield", bodyname2=TARGET)
+                      contype=4, conaffinity=3, condim=3, friction=[1.0, 0.05, 0.05], rgba=[0.8, 0.3, 0.2, 1.0])
+        # MJX has no cylinder-box collision, so the shield's cylinder (moved to contype 8: it still
+        # meets the floor, not the target) reaches the target through a massless, invisible box of
+        # the disc's area in its plane that touches only the target. A shield hit pushes the target
+        # and, as in the reference, counts as a body other than the striking ones touching something.
+        spec.geom("shield").contype = 8
+        half_side = 0.5 * np.sqrt(np.pi) * self.shield_radius  # a square of the disc's area
+        spec.body("shield").add_geom(
+            name=SHIELD_PROXY, type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0.0, self.shield_half_thickness, 0.0],
+            size=[half_side, self.shield_half_thickness, half_side], density=0.0, contype=0, conaffinity=4,
+            condim=3, friction=[1.0, 0.05, 0.05], group=3, rgba=[0.0, 0.0, 0.0, 0.0])
 
     @staticmethod
     def _adr(character):
@@ -65,7 +77,12 @@ class Strike(Task):
         return strike_reward(rot, pos[:2], root_pos(data)[:2], root_velocity_xy(data, prev_root_pos, dt))
 
     def terminated(self, state, data, env):
-        """The target was hit while a body other than the feet and the striking arm touches something."""
+        """The target was hit while a body other than the feet and the striking arm touches something.
+
+        "Hit" is a contact between the target and a character body. The reference tests the
+        target's horizontal contact force > 1 N from any source, which also fires while the target
+        slides or topples on the floor; MJX gives no per-contact forces without solving for them.
+        """
         character = env.character
         target_geom = mujoco.mj_name2id(env.mj_model, mujoco.mjtObj.mjOBJ_GEOM, TARGET)
         contact = data._impl.contact

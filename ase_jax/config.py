@@ -81,7 +81,8 @@ class Config:
     hybrid_init_prob: float = _field(0.5, "probability of a reference-state start under hybrid init", _probability)
     fall_init_prob: float = _field(0.1, "probability of starting from a fallen pose", _probability)
     recovery_episode_prob: float = _field(0.2, "probability that a fall continues as a get-up episode", _probability)
-    recovery_steps: int = _field(60, "control steps in which a get-up episode cannot end", _non_negative)
+    recovery_steps: int = _field(60, "get-up counter: a fall or recovery episode cannot end in its first "
+                                 "recovery_steps - 1 control steps (as the reference)", _non_negative)
     num_fall_states: int = _field(512, "fallen poses generated at start-up for fall initialisation", _positive)
     early_termination: bool = _field(True, "end an episode when a non-foot body touches the ground low down")
     solver_iterations: int = _field(4, "MuJoCo constraint solver iterations", _positive)

@@ -83,8 +83,9 @@ def test_the_shield_meets_the_strike_target_through_its_proxy(sword_shield):
     mujoco.mj_forward(m, d)
     proxy, cylinder, target = m.geom(SHIELD_PROXY).id, m.geom("shield").id, m.geom(TARGET).id
     assert m.body_mass[m.body("shield").id] == pytest.approx(sword_shield.model.body_mass[m.body("shield").id])
-    normal = d.geom_xmat[proxy].reshape(3, 3)[:, 1]  # the disc's axis
-    centre = d.geom_xpos[proxy] + normal * (0.2 + 0.015 - 0.01)  # the target's face 1 cm into the shield
+    normal = d.geom_xmat[cylinder].reshape(3, 3)[:, 2]  # the disc's axis
+    half_thickness = m.geom_size[cylinder][1]
+    centre = d.geom_xpos[cylinder] + normal * (0.2 + half_thickness - 0.01)  # the target's face 1 cm into the shield
     q = m.jnt_qposadr[m.joint(TARGET).id]
     yaw = np.arctan2(normal[1], normal[0])
     d.qpos[q: q + 7] = [centre[0], centre[1], 0.9, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]

@@ -19,7 +19,6 @@ class Strike(Task):
     half_size = (0.2, 0.2, 0.9)  # 0.4 x 0.4 x 1.8 m
     density = 30.0
     strike_bodies = ("sword", "right_hand", "right_lower_arm")
-    shield_radius, shield_half_thickness = 0.3, 0.015  # the MJCF's shield cylinder (disc in the body's xz plane)
 
     def add_props(self, spec):
         body = spec.worldbody.add_body(name=TARGET, pos=[2.0, 0.0, self.half_size[2]])
@@ -32,12 +31,13 @@ class Strike(Task):
         # meets the floor, not the target) reaches the target through a massless, invisible box of
         # the disc's area in its plane that touches only the target. A shield hit pushes the target
         # and, as in the reference, counts as a body other than the striking ones touching something.
-        spec.geom("shield").contype = 8
-        half_side = 0.5 * np.sqrt(np.pi) * self.shield_radius  # a square of the disc's area
-        spec.body("shield").add_geom(
-            name=SHIELD_PROXY, type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0.0, self.shield_half_thickness, 0.0],
-            size=[half_side, self.shield_half_thickness, half_side], density=0.0, contype=0, conaffinity=4,
-            condim=3, friction=[1.0, 0.05, 0.05], group=3, rgba=[0.0, 0.0, 0.0, 0.0])
+        shield = spec.geom("shield")
+        shield.contype = 8
+        half_side = 0.5 * np.sqrt(np.pi) * shield.size[0]  # a square of the disc's area
+        spec.body("shield").add_geom(  # the cylinder's fromto: the same centre, axis and thickness
+            name=SHIELD_PROXY, type=mujoco.mjtGeom.mjGEOM_BOX, fromto=shield.fromto, size=[half_side, half_side, 0.0],
+            density=0.0, contype=0, conaffinity=4, condim=3, friction=[1.0, 0.05, 0.05], group=3,
+            rgba=[0.0, 0.0, 0.0, 0.0])
 
     @staticmethod
     def _adr(character):

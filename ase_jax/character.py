@@ -59,7 +59,11 @@ class Joint:
     qpos_adr: int
     dof_adr: int
     axis: tuple[float, float, float]  # hinge axis in the body frame (unused for balls)
-    range: tuple[float, float]  # radians; for a ball (0, max angle)
+    range: tuple[float, float]  # radians; for a ball (0, largest angle its axis limits allow)
+    # Radians, per DoF: a hinge's range, or each exp-map axis's limit of a ball joint (its actuators'
+    # lengthrange, enforced by ase_jax.drive; without them, +-the ball's cone limit or +-pi).
+    axis_ranges: tuple[tuple[float, float], ...] = ()
+    axis_limited: bool = False  # a ball whose per-axis limits ase_jax.drive enforces
 
     @property
     def num_dof(self) -> int:
@@ -134,10 +138,29 @@ def load_character(name_or_xml: str | Path, spec: CharacterSpec | None = None) -
     return _build(name, xml_path, model, spec)
 
 
+# The character's geoms carry this conaffinity bit so that they collide with each other (and the
+# shield's box proxy with them); clearing it turns self-collision off (humanoid_xml/ headers).
+SELF_COLLISION_BIT = 2
+
+
+def character_spec(character: Character, self_collision: bool = True) -> mujoco.MjSpec:
+    """An editable copy of the character's MJCF (tasks add props to it), with or without the
+    self-collision the MJCF has by default."""
+    spec = mujoco.MjSpec.from_file(str(character.xml_path))
+    if not self_collision:
+        for geom in spec.geoms:
+            if geom.parent.name != spec.worldbody.name:
+                geom.conaffinity &= ~SELF_COLLISION_BIT
+    return spec
+
+
 def read_joints(model: mujoco.MjModel, where="MJCF") -> tuple[Joint, ...]:
     """The actuated joints of a character model (all joints after the root's free joint), in MJCF
     order; a CharacterError naming `where` for a body with several joints or a joint that is not
-    a ball or hinge. Unlimited joints get the range (0, pi) (ball) or (-pi, pi) (hinge)."""
+    a ball or hinge. Unlimited joints get the range (0, pi) (ball) or (-pi, pi) (hinge).
+
+    A ball joint's per-axis limits are the `lengthrange` (radians: MuJoCo never converts it) of the
+    actuators that drive its x, y and z exp-map components (docs/character.md)."""
     joints = []
     for j in range(1, model.njnt):
         body = int(model.jnt_bodyid[j]) - 1
@@ -151,9 +174,33 @@ def read_joints(model: mujoco.MjModel, where="MJCF") -> tuple[Joint, ...]:
         lo, hi = (float(x) for x in model.jnt_range[j])
         if not model.jnt_limited[j]:
             lo, hi = (0.0, np.pi) if kind == "ball" else (-np.pi, np.pi)
+        axis_ranges, axis_limited = ((lo, hi),), False
+        if kind == "ball":
+            axis_ranges = _ball_axis_ranges(model, j)
+            axis_limited = axis_ranges is not None
+            if axis_limited:
+                hi = max(max(abs(a), abs(b)) for a, b in axis_ranges)
+                if model.jnt_limited[j]:
+                    hi = min(hi, float(model.jnt_range[j, 1]))
+            axis_ranges = axis_ranges or ((-hi, hi),) * 3
         joints.append(Joint(model.joint(j).name, body, kind, int(model.jnt_qposadr[j]),
-                            int(model.jnt_dofadr[j]), tuple(float(a) for a in model.jnt_axis[j]), (lo, hi)))
+                            int(model.jnt_dofadr[j]), tuple(float(a) for a in model.jnt_axis[j]), (lo, hi),
+                            axis_ranges, axis_limited))
     return tuple(joints)
+
+
+def _ball_axis_ranges(model: mujoco.MjModel, joint: int):
+    """((lo, hi) x 3) from the lengthrange of the actuators on ball joint `joint`'s x, y and z exp-map
+    components, or None unless all three have one."""
+    ranges = [None, None, None]
+    for i in range(model.nu):
+        if model.actuator_trntype[i] != mujoco.mjtTrn.mjTRN_JOINT or model.actuator_trnid[i, 0] != joint:
+            continue
+        axis = np.flatnonzero(model.actuator_gear[i, :3])
+        lo, hi = (float(x) for x in model.actuator_lengthrange[i])
+        if len(axis) == 1 and lo < hi:
+            ranges[int(axis[0])] = (lo, hi)
+    return tuple(ranges) if all(r is not None for r in ranges) else None
 
 
 def _build(name: str, xml_path: Path, model: mujoco.MjModel, spec: CharacterSpec) -> Character:
@@ -184,10 +231,15 @@ def _build(name: str, xml_path: Path, model: mujoco.MjModel, spec: CharacterSpec
                 fail(f"actuator {i} ('{act.name}') must drive joint '{joint.name}' (DoF order)")
             if joint.kind == "ball" and not np.allclose(model.actuator_gear[i, :3], np.eye(3)[k]):
                 fail(f"actuator '{act.name}' on ball joint '{joint.name}' needs gear {np.eye(3)[k].tolist()}")
-            if model.actuator_biastype[i] != mujoco.mjtBias.mjBIAS_AFFINE or model.actuator_biasprm[i, 1] >= 0:
-                fail(f"actuator '{act.name}' must be a <position> actuator (PD control lives in the model)")
+            if model.actuator_biastype[i] != mujoco.mjtBias.mjBIAS_AFFINE or model.actuator_biasprm[i, 1] >= 0 \
+                    or model.actuator_biasprm[i, 2] != 0:
+                fail(f"actuator '{act.name}' must be a <position> actuator with kp and no kv (kd is the joint's "
+                     "damping)")
+            if model.actuator_forcelimited[i] or model.actuator_forcerange[i, 1] <= 0:
+                fail(f"actuator '{act.name}' needs forcelimited=\"false\" and a forcerange (the torque limit, "
+                     "which ase_jax.drive applies to P and D together; docs/character.md)")
             lo, hi = joint.range
-            if joint.kind == "ball":  # facts sheet 4.1: symmetric range, 1.2x the largest limit
+            if joint.kind == "ball":  # symmetric range, 1.2x the largest axis limit (docs/character.md)
                 offset[i], scale[i] = 0.0, min(1.2 * hi, np.pi)
             else:
                 offset[i], scale[i] = 0.5 * (lo + hi), 0.7 * (hi - lo)

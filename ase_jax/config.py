@@ -54,6 +54,16 @@ def _one_of(*choices):
     return check
 
 
+def _torque_limit(v):
+    from ase_jax.drive import parse_torque_limit
+
+    try:
+        parse_torque_limit(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _character(v):
     from ase_jax.character import CHARACTERS
 
@@ -85,6 +95,11 @@ class Config:
                                  "recovery_steps - 1 control steps (as the reference)", _non_negative)
     num_fall_states: int = _field(512, "fallen poses generated at start-up for fall initialisation", _positive)
     early_termination: bool = _field(True, "end an episode when a non-foot body touches the ground low down")
+    pd_torque_limit: str = _field("gear", "limit F of the PD drive's total torque clip(kp (q* - q) - kd qdot, -F, F): "
+                                  "gear (the MJCF's forcerange, the reference motor gear), a factor of it such as "
+                                  "1.5, or none", _torque_limit)
+    self_collision: bool = _field(True, "body parts collide with each other (as the reference); self-contact of "
+                                  "non-foot bodies counts as fall contact")
     solver_iterations: int = _field(4, "MuJoCo constraint solver iterations", _positive)
     solver_ls_iterations: int = _field(8, "MuJoCo solver line-search iterations", _positive)
     mjx_impl: str = _field("jax", "MJX implementation: jax (everywhere) or warp (NVIDIA GPUs)", _one_of("jax", "warp"))
@@ -179,6 +194,8 @@ def _check_value(key: str, value, source: str):
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
             raise ConfigError(f"{source}: '{key}' must be a non-empty list of positive integers, got {value!r}")
         return tuple(value)
+    if want is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # e.g. pd_torque_limit: 1.5 in a YAML file
     if not isinstance(value, want) or (want is int and isinstance(value, bool)):
         raise ConfigError(f"{source}: '{key}' must be {want.__name__}, got {value!r} ({type(value).__name__})")
     check = f.metadata.get("check")

@@ -1,4 +1,4 @@
-"""The MJCF characters: they load in MuJoCo and MJX, and PD control is stable at the reference gains."""
+"""The MJCF characters: they load in MuJoCo and MJX, and the PD drive is stable at the reference gains."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 from ase_jax.mjx_import import mjx
 
-from ase_jax.character import CharacterSpec, load_character
+from ase_jax.character import CharacterSpec, character_spec, load_character
+from ase_jax.config import load_config
+from ase_jax.drive import make_drive, mujoco_step
+from ase_jax.env import HumanoidEnv
 from ase_jax.errors import CharacterError
 
 
@@ -39,46 +42,43 @@ def test_pd_targets_match_reference_table(sword_shield):
             np.testing.assert_allclose((sword_shield.pd_scale[i], sword_shield.pd_offset[i]), expected[joint.name], atol=1e-3)
 
 
-def test_mjx_step_matches_mujoco(sword_shield):
-    """put_model succeeds, a jitted mjx.step runs, and its ball-joint PD torques match C MuJoCo."""
-    m = sword_shield.model
-    mx = mjx.put_model(m)
+def test_env_physics_step_matches_mujoco(sword_shield):
+    """The env's jitted MJX physics step (PD drive + mjx.step, self-collision on) gives C MuJoCo's
+    torques and next state with the same drive, from a pose where the drive saturates and the sword
+    touches the torso."""
+    from test_drive import sword_in_torso_qpos
+
+    config = load_config("tiny", {"state_init": "default", "num_fall_states": 1})
+    env = HumanoidEnv(config, sword_shield)
+    m = env.mj_model
     rng = np.random.default_rng(0)
-    ctrl = sword_shield.pd_offset + sword_shield.pd_scale * rng.uniform(-0.3, 0.3, m.nu)
-    d = mjx.make_data(mx).replace(ctrl=jnp.asarray(ctrl, jnp.float32))
-    d = jax.jit(mjx.step)(mx, d)
-    assert not np.any(np.isnan(np.asarray(d.qpos)))
+    target = sword_shield.pd_offset + sword_shield.pd_scale * rng.uniform(-1.0, 1.0, m.nu)
     dc = mujoco.MjData(m)
-    dc.ctrl[:] = ctrl
-    mujoco.mj_step(m, dc)
-    np.testing.assert_allclose(np.asarray(d.qfrc_actuator), dc.qfrc_actuator, rtol=1e-4, atol=1e-2)
-    np.testing.assert_allclose(np.asarray(d.qpos), dc.qpos, atol=1e-4)
-
-
-def test_only_floor_contacts_and_supported_geoms(sword_shield):
-    """At spawn every contact involves the floor: the character does not collide with itself."""
-    m = sword_shield.model
-    d = mujoco.MjData(m)
-    d.qpos[2] = 0.05  # push the body into the floor so that many geoms touch it
-    mujoco.mj_forward(m, d)
-    floor = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor")
-    assert d.ncon > 0
-    assert all(floor in (c.geom1, c.geom2) for c in d.contact[: d.ncon])
+    dc.qpos[:] = sword_in_torso_qpos(sword_shield)
+    dc.qvel[6:] = rng.uniform(-5.0, 5.0, m.nu)
+    d = mjx.make_data(env.mjx_model).replace(qpos=jnp.asarray(dc.qpos, jnp.float32),
+                                                qvel=jnp.asarray(dc.qvel, jnp.float32))
+    d = jax.jit(env.physics_step)(d, jnp.asarray(target, jnp.float32))
+    saturated = mujoco_step(m, dc, env.drive, target)[0]
+    assert saturated.any() and dc.ncon > 0
+    np.testing.assert_allclose(np.asarray(d.qfrc_actuator), dc.qfrc_actuator, rtol=1e-3, atol=0.05)
+    np.testing.assert_allclose(np.asarray(d.qfrc_applied), dc.qfrc_applied, rtol=1e-3, atol=0.05)
+    np.testing.assert_allclose(np.asarray(d.qvel), dc.qvel, rtol=1e-3, atol=2e-2)
+    np.testing.assert_allclose(np.asarray(d.qpos), dc.qpos, atol=1e-3)
 
 
 def _hold_pose(character, target, seconds=1.0, gravity=False, qvel0=None):
-    m = character.model
-    m_copy = mujoco.MjModel.from_xml_path(str(character.xml_path))
+    m = character_spec(character).compile()
     if not gravity:
-        m_copy.opt.gravity[:] = 0
-    d = mujoco.MjData(m_copy)
+        m.opt.gravity[:] = 0
+    d = mujoco.MjData(m)
     d.qpos[2] = 2.0  # in the air: no contacts
     if qvel0 is not None:
         d.qvel[6:] = qvel0
-    d.ctrl[:] = target
+    drive = make_drive(character)
     peak = 0.0
     for _ in range(int(seconds / m.opt.timestep)):
-        mujoco.mj_step(m_copy, d)
+        mujoco_step(m, d, drive, target)
         peak = max(peak, np.abs(d.qvel[6:]).max())
     return d, peak
 

@@ -201,6 +201,8 @@ def _bad_inputs(tmp):
         ("latent steps", lambda: load_config("tiny", {"latent_steps_max": 1}), r"latent_steps_max=1 must be > latent_steps_min"),
         ("amp rows", lambda: load_config("tiny", {"amp_minibatch_size": 64}), r"amp_minibatch_size=64 must be <= minibatch_size"),
         ("bool", lambda: load_config("tiny", {"eps_greedy": "yes please"}), r"'eps_greedy' must be bool"),
+        ("torque limit", lambda: load_config("tiny", {"pd_torque_limit": "strong"}),
+         r"'pd_torque_limit' = 'strong' must be 'gear' .* or 'none'"),
         ("missing config", lambda: load_config("tnyi"), r"config 'tnyi' not found .*did you mean 'tiny'"),
         ("bad yaml config", lambda: load_config(str(_write(tmp / "bad.yaml", "num_envs: [1, 2"))), r"bad.yaml: not valid YAML"),
         ("config loop", lambda: load_config(str(_write(tmp / "loop.yaml", f"base: {tmp / 'loop.yaml'}\n"))), r"loops back"),
@@ -218,6 +220,11 @@ def _bad_inputs(tmp):
         ("missing mjcf", lambda: load_character(tmp / "none.xml", spec), r"none.xml: MJCF file not found"),
         ("broken mjcf", lambda: load_character(_write(tmp / "broken.xml", "<mujoco><worldbody>"), spec), r"broken.xml: MuJoCo cannot load"),
         ("mjcf without actuators", lambda: load_character(no_actuators, spec), r"noact.xml: expected one actuator per joint DoF \(1\), found 0"),
+        ("mjcf with a P-only clamp", lambda: load_character(_write(tmp / "pclamp.xml", (
+            "<mujoco><worldbody><body><freejoint/><geom size='.1'/><body><joint name='j' type='hinge' damping='5'/>"
+            "<geom size='.1'/></body></body></worldbody><actuator><position joint='j' kp='50' "
+            "forcerange='-10 10'/></actuator></mujoco>")), spec),
+         r"pclamp.xml: actuator '' needs forcelimited=\"false\" and a forcerange"),
         ("mjcf with three hinges", lambda: load_character(_write(tmp / "hinges.xml", (
             "<mujoco><worldbody><body name='root'><freejoint/><geom size='.1'/><body name='arm'>"
             "<joint type='hinge' axis='1 0 0'/><joint type='hinge' axis='0 1 0'/><geom size='.1'/>"

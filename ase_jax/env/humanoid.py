@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import mujoco
 import numpy as np
 from flax import struct
 from ase_jax.errors import AseInputError
 from ase_jax.mjx_import import mjx, warp_available
 
-from ase_jax.character import Character
+from ase_jax.character import Character, character_spec
 from ase_jax.config import Config
+from ase_jax.drive import make_drive
 from ase_jax.env import observations as obs_lib
 from ase_jax.env.fall_states import make_fall_states
 from ase_jax.motions import library as ml
@@ -65,7 +65,7 @@ class HumanoidEnv:
         self.character = character
         self.motion_lib = motion_lib
         self.task = task
-        spec = mujoco.MjSpec.from_file(str(character.xml_path))
+        spec = character_spec(character, config.self_collision)
         if task is not None:
             task.add_props(spec)  # e.g. the strike target: bodies after the character's
         model = spec.compile()
@@ -83,6 +83,8 @@ class HumanoidEnv:
         self.amp_obs_size = obs_lib.amp_obs_size(character)
         self.action_size = character.num_actions
 
+        # The reference's PD drive (P and D clamped together) and per-axis limits, on every physics step.
+        self.drive = make_drive(character, config.pd_torque_limit)
         self._pd_offset = jnp.asarray(character.pd_offset, jnp.float32)
         self._pd_scale = jnp.asarray(character.pd_scale, jnp.float32)
         self._termination_height = jnp.asarray(character.termination_heights, jnp.float32)
@@ -93,8 +95,21 @@ class HumanoidEnv:
         geom_body = model.geom_bodyid.astype(np.int32) - 1
         self._geom_body = jnp.asarray(np.where((geom_body >= 0) & (geom_body < self._nb), geom_body, self._nb))
         self._default_qpos = jnp.asarray(model.qpos0, jnp.float32)
-        self._fall_qpos = jnp.asarray(make_fall_states(character, config.num_fall_states, config.seed), jnp.float32)
+        self._fall_qpos = jnp.asarray(make_fall_states(
+            character, config.num_fall_states, config.seed, config.self_collision, config.pd_torque_limit), jnp.float32)
         self._blank_data = mjx.make_data(self.mjx_model)
+
+    def physics_step(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
+        """One MuJoCo step with the PD drive towards `target` (nu,) (ase_jax.drive)."""
+        nu = self.action_size
+        ctrl, applied, _ = self.drive.controls(data.qpos, data.qvel, target)
+        data = data.replace(ctrl=ctrl, qfrc_applied=data.qfrc_applied.at[6: 6 + nu].set(applied))
+        return mjx.step(self.mjx_model, data)
+
+    def physics(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
+        """One control step of physics: `physics_steps_per_control_step` drive-and-step substeps."""
+        return jax.lax.fori_loop(0, self.config.physics_steps_per_control_step,
+                                 lambda _, d: self.physics_step(d, target), data)
 
     # --- observations and termination ---------------------------------------------------------
 
@@ -126,12 +141,16 @@ class HumanoidEnv:
             flags = flags.at[bodies[:, side]].max(touching)
         return flags[:-1]
 
+    def fall_contact(self, data: mjx.Data) -> jax.Array:
+        """Whether a body other than the feet touches anything: the floor, a prop or, with
+        self_collision, another part of the character (as the reference's contact forces)."""
+        return jnp.any(self.body_contacts(data) & ~self._is_contact_body)
+
     def _has_fallen(self, data: mjx.Data) -> jax.Array:
         """Facts 4.3: a non-foot body touches something AND a non-foot body is below its height."""
         not_feet = ~self._is_contact_body
-        contact = jnp.any(self.body_contacts(data) & not_feet)
         low = jnp.any((data.xpos[1: 1 + self._nb, 2] < self._termination_height) & not_feet)
-        return contact & low
+        return self.fall_contact(data) & low
 
     # --- initial states -----------------------------------------------------------------------
 
@@ -210,9 +229,7 @@ class HumanoidEnv:
         bad_action = ~jnp.all(jnp.isfinite(action))
         action = jnp.where(bad_action, 0.0, jnp.clip(action, -1.0, 1.0))
         prev_root_pos = state.data.qpos[0:3]
-        data = state.data.replace(ctrl=self._pd_offset + self._pd_scale * action)
-        data = jax.lax.fori_loop(0, self.config.physics_steps_per_control_step,
-                                 lambda _, d: mjx.step(self.mjx_model, d), data)
+        data = self.physics(state.data, self._pd_offset + self._pd_scale * action)
         # mjx.step computes body poses and velocities before it integrates, so they lag qpos/qvel by
         # one physics step; observations, termination and tasks read the state after the step, as
         # the reference does (and as the demo frames, computed from qpos, are). Contacts keep the

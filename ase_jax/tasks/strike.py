@@ -9,7 +9,7 @@ from ase_jax import quat
 from ase_jax.tasks.base import Task, heading_local, root_pos, root_rot, root_velocity_xy
 
 TARGET = "strike_target"
-SHIELD_PROXY = "shield_strike_proxy"
+SHIELD_PROXY = "shield_proxy"  # in the MJCF: the shield's stand-in against boxes
 
 
 class Strike(Task):
@@ -23,21 +23,13 @@ class Strike(Task):
     def add_props(self, spec):
         body = spec.worldbody.add_body(name=TARGET, pos=[2.0, 0.0, self.half_size[2]])
         body.add_freejoint(name=TARGET)
-        # Collision bits (the MJCF's: floor 1/2, character 2/1): the target touches the floor and
-        # the character through its conaffinity 3, and, through contype 4, the shield's proxy below.
+        # Collision bits (humanoid_xml/: floor 1/2, character 2/3): the target touches the floor and
+        # the character through its conaffinity 3 and, through contype 4, the shield's box proxy
+        # (MJX has no box-cylinder collision; the shield's cylinder, contype 8, does not meet it).
+        # A shield hit pushes the target and, as in the reference, counts as a body other than the
+        # striking ones touching something.
         body.add_geom(name=TARGET, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(self.half_size), density=self.density,
                       contype=4, conaffinity=3, condim=3, friction=[1.0, 0.05, 0.05], rgba=[0.8, 0.3, 0.2, 1.0])
-        # MJX has no cylinder-box collision, so the shield's cylinder (moved to contype 8: it still
-        # meets the floor, not the target) reaches the target through a massless, invisible box of
-        # the disc's area in its plane that touches only the target. A shield hit pushes the target
-        # and, as in the reference, counts as a body other than the striking ones touching something.
-        shield = spec.geom("shield")
-        shield.contype = 8
-        half_side = 0.5 * np.sqrt(np.pi) * shield.size[0]  # a square of the disc's area
-        spec.body("shield").add_geom(  # the cylinder's fromto: the same centre, axis and thickness
-            name=SHIELD_PROXY, type=mujoco.mjtGeom.mjGEOM_BOX, fromto=shield.fromto, size=[half_side, half_side, 0.0],
-            density=0.0, contype=0, conaffinity=4, condim=3, friction=[1.0, 0.05, 0.05], group=3,
-            rgba=[0.0, 0.0, 0.0, 0.0])
 
     @staticmethod
     def _adr(character):

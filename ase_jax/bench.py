@@ -87,7 +87,7 @@ def bench_env(config, steps: int, cached_compile: bool = False) -> dict:
         state, done = jax.lax.scan(lambda s, a: (jax.vmap(env.step)(s, a), s.done), state, actions)
         return state, done.sum()
 
-    def bare_rollout(data, actions):
+    def bare_rollout(data, actions):  # the physics alone: fixed servo targets, no PD drive
         def control_step(d, a):
             d = d.replace(ctrl=env._pd_offset + env._pd_scale * a)
             step = jax.vmap(mjx.step, in_axes=(None, 0))
@@ -159,7 +159,9 @@ def bench_train(config, iterations: int, profile_dir: str | None = None, rollout
 
 
 def bench_mujoco_rollout(config, num_envs: int, steps: int) -> dict:
-    """C MuJoCo, multi-threaded `mujoco.rollout`, same model and physics steps as the env."""
+    """C MuJoCo, multi-threaded `mujoco.rollout`, same model and physics steps as the env, with fixed
+    controls: the physics alone (the env's PD drive, ase_jax.drive, sets controls between physics
+    steps, which an open-loop rollout cannot; `mjx.step` below is timed the same way)."""
     import mujoco
     from mujoco import rollout
 

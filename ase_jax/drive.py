@@ -22,10 +22,12 @@ Per-axis limits. The reference limits each of a 3-DoF joint's exp-map coordinate
 x -60..15 deg, y -140..60 deg, ...). MuJoCo limits a ball joint only by a cone, and MJX has no custom
 constraints, so the limit is a one-sided spring of `LIMIT_STIFFNESS` x kp, with damping kd while the
 joint moves further out, applied as a generalised force (qfrc_applied). Each limit is the
-`lengthrange` of the ball-joint axis's actuator, in the MJCF's angle unit. Hinges keep MuJoCo's own
+`lengthrange` of the ball-joint axis's actuator, in radians (MuJoCo never converts it). Hinges keep MuJoCo's own
 (hard) joint limits. Why the spring is stable at 120 Hz: the joint's implicit damper adds kd * dt to
-its effective inertia, and the explicit stiffness it meets, (1 + LIMIT_STIFFNESS) kp, stays below
-the bound 4 (I / dt^2 + kd / dt) = 4 I / dt^2 + 48 kp that this gives for kd = 0.1 kp at dt = 1/120 s.
+its effective inertia, so semi-implicit Euler stays stable for explicit stiffness up to
+4 (I / dt^2 + kd / dt) = 4 I / dt^2 + 48 kp (kd = 0.1 kp, dt = 1/120 s), well above the
+(1 + LIMIT_STIFFNESS) kp = 11 kp a joint meets in a limit. The same argument keeps the explicit kd * qdot
+in the servo's target stable.
 """
 
 from __future__ import annotations

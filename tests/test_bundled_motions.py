@@ -21,6 +21,8 @@ import yaml
 from scipy.ndimage import gaussian_filter1d
 
 from ase_jax import quat
+from ase_jax.character import character_spec
+from ase_jax.drive import make_drive, mujoco_step
 from ase_jax.motions.convert import convert_clip
 from ase_jax.motions.dataset import load_dataset, read_dataset_entries
 from ase_jax.motions.npy_format import load_clip
@@ -263,23 +265,18 @@ def test_generator_reproduces_the_committed_files(tmp_path):
 
 
 def test_idle_pose_can_be_held_by_the_pd_controllers(sword_shield, clips):
-    """The guard stance is statically balanced: holding an idle frame with the MJCF's position
-    actuators (no balance control) keeps the character standing for 2 s."""
-    model = sword_shield.model
+    """The guard stance is statically balanced: holding an idle frame with the env's PD drive (no
+    balance control) keeps the character standing for 2 s."""
+    model = character_spec(sword_shield).compile()
+    drive = make_drive(sword_shield)
     states = convert_clip(clips["idle"], sword_shield, "idle")
     for frame in (0, 40, 80):
         data = mujoco.MjData(model)
         data.qpos[:] = states.qpos[frame]
         data.qvel[:] = states.qvel[frame]
-        targets = []
-        for joint in sword_shield.joints:
-            if joint.kind == "ball":
-                targets.append(quat.to_exp_map(states.qpos[frame, joint.qpos_adr:joint.qpos_adr + 4]))
-            else:
-                targets.append(states.qpos[frame, joint.qpos_adr:joint.qpos_adr + 1])
-        data.ctrl[:] = np.concatenate(targets)
+        target = drive.lengths(states.qpos[frame])
         lowest = np.inf
         for _ in range(int(round(2.0 / model.opt.timestep))):
-            mujoco.mj_step(model, data)
+            mujoco_step(model, data, drive, target)
             lowest = min(lowest, data.qpos[2])
         assert lowest > 0.7, f"idle frame {frame}: the PD-held character sank to {lowest:.2f} m"

@@ -48,7 +48,7 @@ def test_env_physics_step_matches_mujoco(sword_shield):
     touches the torso."""
     from test_drive import sword_in_torso_qpos
 
-    config = load_config("tiny", {"state_init": "default", "num_fall_states": 1})
+    config = load_config("tiny", {"state_init": "default", "num_fall_states": 1, "self_collision": True})
     env = HumanoidEnv(config, sword_shield)
     m = env.mj_model
     rng = np.random.default_rng(0)

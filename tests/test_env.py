@@ -31,7 +31,8 @@ def bundled_lib(sword_shield):
 
 @pytest.fixture(scope="session")
 def env(sword_shield, bundled_lib):
-    config = load_config("tiny", {"episode_length": 80, "recovery_episode_prob": 0.0, "num_fall_states": 8})
+    config = load_config("tiny", {"episode_length": 80, "recovery_episode_prob": 0.0, "num_fall_states": 8,
+                                   "self_collision": True})
     return HumanoidEnv(config, sword_shield, bundled_lib)
 
 

@@ -35,10 +35,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import jax
-import jax.numpy as jnp
 import mujoco
 import numpy as np
+
+from ase_jax.quat import _xp  # numpy or jax.numpy, by the inputs' type
 
 # Stiffness of the per-axis limit springs in multiples of the axis's kp. A drive pushing into a limit
 # with its whole F then stops F / (LIMIT_STIFFNESS kp) beyond it: 2.3 deg at a hip, 1.4 deg at a shoulder.
@@ -117,16 +117,6 @@ class PDDrive:
         outward = ((above > 0) & (vel > 0)) | ((below > 0) & (vel < 0))
         limit = LIMIT_STIFFNESS * self.kp * (below - above) - xp.where(outward, self.kd * vel, 0.0)
         return length + servo, rest + limit, xp.abs(pd) >= self.torque_limit
-
-    def torque(self, qpos, qvel, target):
-        """(..., nu) the drive torque clip(kp (q* - q) - kd qdot, -F, F) (without limit forces)."""
-        xp = _xp(qpos, qvel, target)
-        pd = self.kp * (target - self.lengths(qpos)) - self.kd * qvel[..., 6: 6 + self.num_actions]
-        return xp.clip(pd, -self.torque_limit, self.torque_limit)
-
-
-def _xp(*arrays):
-    return jnp if any(isinstance(a, (jax.Array, jax.core.Tracer)) for a in arrays) else np
 
 
 def _exp_map(quat, xp):

@@ -39,14 +39,24 @@ def character_for_skeleton(node_names, path) -> Character:
                                 f"{list(node_names)}); known characters: {sorted(CHARACTERS)}")
 
 
+def dataset_character(path, character: str | Character | None = None) -> Character:
+    """The character to use for a clip or dataset: `character` (a name or a loaded one), else the
+    registered one whose skeleton matches the first clip's."""
+    if isinstance(character, Character):
+        return character
+    if character:
+        return load_character(character)
+    first = load_clip(read_dataset_entries(path)[0].path)
+    return character_for_skeleton(first.skeleton.node_names, first.path)
+
+
 def inspect_dataset(path, character: str | None = None) -> tuple[Character, list[ClipReport]]:
     entries = read_dataset_entries(path)
     total_weight = sum(e.weight for e in entries)
-    first = load_clip(entries[0].path)
-    char = load_character(character) if character else character_for_skeleton(first.skeleton.node_names, first.path)
+    char = dataset_character(path, character)
     reports = []
     for entry in entries:
-        clip = first if entry.path == entries[0].path else load_clip(entry.path)
+        clip = load_clip(entry.path)
         states = convert_clip(clip, char)
         reports.append(ClipReport(states.name, clip.num_frames, clip.fps, clip.length,
                                   entry.weight / total_weight, float(fk_error(states, char).max() * 100)))

@@ -24,13 +24,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ase_jax import quat
-from ase_jax.character import CHARACTERS, Character, character_spec, load_character
+from ase_jax.character import CHARACTERS, Character, character_spec
 from ase_jax.drive import PDDrive, make_drive, mujoco_step
 from ase_jax.errors import AseInputError
 from ase_jax.motions import library as ml
-from ase_jax.motions.dataset import load_dataset, read_dataset_entries
-from ase_jax.motions.inspect import character_for_skeleton
-from ase_jax.motions.npy_format import load_clip
+from ase_jax.motions.dataset import load_dataset
+from ase_jax.motions.inspect import dataset_character
 
 PHYSICS_STEPS_PER_CONTROL_STEP = 4  # the env's default: 4 x 1/120 s per 30 Hz control step
 
@@ -119,14 +118,7 @@ def track_dataset(path, character: str | Character | None = None, self_collision
     drive="ase_jax" uses the env's PD drive; drive="mjcf" runs the MJCF's actuators alone (ctrl =
     PD target), as plain MuJoCo would, to compare characters whose MJCF holds the whole controller.
     """
-    if isinstance(character, Character):
-        char = character
-    elif character:
-        char = load_character(character)
-    else:
-        entries = read_dataset_entries(path)
-        first = load_clip(entries[0].path)
-        char = character_for_skeleton(first.skeleton.node_names, first.path)
+    char = dataset_character(path, character)
     dataset = load_dataset(path, char)
     model = character_spec(char, self_collision).compile()
     pd = make_drive(char, torque_limit) if drive == "ase_jax" else None

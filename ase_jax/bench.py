@@ -25,7 +25,6 @@ or TensorBoard) and lists the operations that took the most time (`top_ops`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import resource
@@ -45,7 +44,7 @@ import numpy as np
 from ase_jax.mjx_import import mjx
 
 from ase_jax.character import load_character
-from ase_jax.config import config_from_args, load_config
+from ase_jax.config import config_from_args, load_config, resolve_path
 from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
@@ -65,19 +64,19 @@ def _timed_run(compiled, *args):
 
 
 def make_env(config) -> HumanoidEnv:
-    character = load_character(config.character)
+    character = load_character(config.env.character)
     lib = None
-    if config.state_init != "default":
-        lib = build_motion_lib(load_dataset(config.resolve_path(config.motions), character), character)
-    return HumanoidEnv(config, character, lib)
+    if config.env.state_init != "default":
+        lib = build_motion_lib(load_dataset(resolve_path(config.env.motions), character), character)
+    return HumanoidEnv(config.env, character, lib, seed=config.run.seed)
 
 
 def bench_env(config, steps: int, cached_compile: bool = False) -> dict:
     """Env vs bare physics; with `cached_compile`, the env program is compiled a second time after
     dropping jax's in-memory caches, i.e. from the persistent cache when one is enabled."""
     env = make_env(config)
-    n = config.num_envs
-    keys = jax.random.split(jax.random.PRNGKey(config.seed), n)
+    n = config.ppo.num_envs
+    keys = jax.random.split(jax.random.PRNGKey(config.run.seed), n)
     actions = jax.random.uniform(jax.random.PRNGKey(1), (steps, n, env.action_size), minval=-0.5, maxval=0.5)
 
     reset, reset_compile_s = _timed_compile(jax.vmap(env.reset), keys)
@@ -91,21 +90,21 @@ def bench_env(config, steps: int, cached_compile: bool = False) -> dict:
         def control_step(d, a):
             d = d.replace(ctrl=env._pd_offset + env._pd_scale * a)
             step = jax.vmap(mjx.step, in_axes=(None, 0))
-            return jax.lax.fori_loop(0, config.physics_steps_per_control_step,
+            return jax.lax.fori_loop(0, config.env.physics_steps_per_control_step,
                                      lambda _, x: step(env.mjx_model, x), d), None
         return jax.lax.scan(control_step, data, actions)[0]
 
     result = {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
               "jax": jax.__version__, "num_envs": n, "steps": steps,
-              "physics_steps_per_control_step": config.physics_steps_per_control_step,
-              "mjx_impl": config.mjx_impl, "reset_compile_s": round(reset_compile_s, 2)}
+              "physics_steps_per_control_step": config.env.physics_steps_per_control_step,
+              "mjx_impl": config.env.mjx_impl, "reset_compile_s": round(reset_compile_s, 2)}
     for name, fn, start in (("env", env_rollout, state), ("bare_mjx_step", bare_rollout, state.data)):
         compiled, compile_s = _timed_compile(fn, start, actions)
         _timed_run(compiled, start, actions)  # warm-up
         out, run_s = _timed_run(compiled, start, actions)
         result[name] = {"compile_s": round(compile_s, 2), "run_s": round(run_s, 4),
                         "env_steps_per_s": round(n * steps / run_s, 1),
-                        "physics_steps_per_s": round(n * steps * config.physics_steps_per_control_step / run_s, 1)}
+                        "physics_steps_per_s": round(n * steps * config.env.physics_steps_per_control_step / run_s, 1)}
         if name == "env":
             result[name]["episode_ends"] = int(out[1])
             if cached_compile:
@@ -120,7 +119,7 @@ def bench_train(config, iterations: int, profile_dir: str | None = None, rollout
 
     env = make_env(config)
     fns = make_train_fns(config, env)
-    state = fns.init(jax.random.PRNGKey(config.seed))
+    state = fns.init(jax.random.PRNGKey(config.run.seed))
     jax.block_until_ready(state)
     start = time.perf_counter()
     state, _ = jax.block_until_ready(fns.step(state))
@@ -130,10 +129,10 @@ def bench_train(config, iterations: int, profile_dir: str | None = None, rollout
         state, _ = fns.step(state)
     jax.block_until_ready(state)
     iteration_s = (time.perf_counter() - start) / iterations
-    steps = config.num_envs * config.horizon
+    steps = config.ppo.num_envs * config.ppo.horizon
     result = {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
-              "num_devices": fns.num_devices, "jax": jax.__version__, "num_envs": config.num_envs,
-              "horizon": config.horizon, "minibatch_size": config.minibatch_size, "mini_epochs": config.mini_epochs,
+              "num_devices": fns.num_devices, "jax": jax.__version__, "num_envs": config.ppo.num_envs,
+              "horizon": config.ppo.horizon, "minibatch_size": config.ppo.minibatch_size, "mini_epochs": config.ppo.mini_epochs,
               "compile_s": round(first_s - iteration_s, 2), "iteration_s": round(iteration_s, 4),
               "env_steps_per_s": round(steps / iteration_s, 1)}
     if profile_dir:
@@ -165,17 +164,17 @@ def bench_mujoco_rollout(config, num_envs: int, steps: int) -> dict:
     import mujoco
     from mujoco import rollout
 
-    env_model = make_env(dataclasses.replace(config, state_init="default")).mj_model
+    env_model = make_env(config.replace(state_init="default")).mj_model
     threads = os.cpu_count() or 1
     datas = [mujoco.MjData(env_model) for _ in range(threads)]
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
     state0 = np.zeros(mujoco.mj_stateSize(env_model, spec))
     mujoco.mj_getState(env_model, datas[0], state0, spec)
-    physics = steps * config.physics_steps_per_control_step
+    physics = steps * config.env.physics_steps_per_control_step
     rng = np.random.default_rng(0)
-    character = load_character(config.character)
+    character = load_character(config.env.character)
     ctrl = character.pd_offset + character.pd_scale * rng.uniform(-0.5, 0.5, (num_envs, steps, env_model.nu))
-    ctrl = np.repeat(ctrl, config.physics_steps_per_control_step, axis=1)
+    ctrl = np.repeat(ctrl, config.env.physics_steps_per_control_step, axis=1)
     start = time.perf_counter()
     rollout.rollout(env_model, datas, np.repeat(state0[None], num_envs, 0), ctrl)
     run_s = time.perf_counter() - start
@@ -206,9 +205,9 @@ def bench_all(config, sizes, steps: int, iterations: int) -> dict:
                "num_devices": jax.local_device_count(), "jax": jax.__version__, "steps": steps,
                "tiny": bench_tiny_compile(), "sizes": {}}
     for n in sizes:
-        minibatch = max(1, n * config.horizon // 4)
-        sized = dataclasses.replace(config, num_envs=n, minibatch_size=minibatch,
-                                    amp_minibatch_size=min(config.amp_minibatch_size, minibatch))
+        minibatch = max(1, n * config.ppo.horizon // 4)
+        sized = config.replace(num_envs=n, minibatch_size=minibatch,
+                               amp_minibatch_size=min(config.ase.amp_minibatch_size, minibatch))
         row = {"mujoco_c": bench_mujoco_rollout(sized, n, steps)}
         row.update(bench_env(sized, steps, cached_compile=True))
         row["train"] = bench_train(sized, iterations)

@@ -23,7 +23,7 @@ XML_DIR = REPO_ROOT / "humanoid_xml"
 
 @dataclasses.dataclass(frozen=True)
 class CharacterSpec:
-    """Roles of bodies that the MJCF cannot express (facts sheet sections 3.2 and 4.3)."""
+    """Roles of bodies that the MJCF cannot express (docs/reference.md §3.2 and §4.3)."""
 
     xml: str
     key_bodies: tuple[str, ...]
@@ -81,7 +81,7 @@ class Character:
     key_body_ids: tuple[int, ...]
     contact_body_ids: tuple[int, ...]
     termination_heights: tuple[float, ...]  # per body
-    pd_offset: np.ndarray  # (nu,) PD target = offset + scale * action (facts sheet 4.1)
+    pd_offset: np.ndarray  # (nu,) PD target = offset + scale * action (docs/reference.md §4.1)
     pd_scale: np.ndarray  # (nu,)
 
     @property

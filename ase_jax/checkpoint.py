@@ -2,8 +2,23 @@
 
 orbax writes each checkpoint into a temporary folder and renames it when complete, so a run killed
 during a save leaves the previous checkpoints intact and no half-written one that looks valid.
-Retention: the last `keep` checkpoints plus every `keep_period`-th step. A checkpoint that cannot
-be read when resuming is moved aside (never deleted) and the one before it is used.
+Retention: the last `keep` checkpoints plus every `keep_period`-th step.
+
+Format (FORMAT = 2), three orbax items per checkpoint folder `checkpoints/<step>/`:
+
+- `state`: the state's leaves as a flat {tree path: array} dict, the path as written by
+  `jax.tree_util.keystr` (e.g. ".params['actor']['Dense_0']['kernel']", ".env_state.data.qpos").
+  orbax cannot store zero-size arrays (MJX data has some); those are left out here and rebuilt as
+  zeros from the layout.
+- `layout`: JSON {"format": 2, "leaves": {path: {"shape": [...], "dtype": "float32"}}} for every
+  leaf, zero-size ones included, in tree order.
+- `config`: the run's resolved config as JSON.
+
+Resuming compares the saved layout with the tree the code builds now (`jax.eval_shape` of the
+init), so a run can resume exactly when every path, shape and dtype agrees; otherwise the error
+names the leaves and config values that differ, and nothing is moved. Only a checkpoint that
+cannot be read (truncated or corrupted files) is moved aside, never deleted, and the one before it
+is used. Checkpoints of older ase_jax versions (leaves named `leaf_00000`, ...) are refused.
 """
 
 from __future__ import annotations
@@ -21,9 +36,12 @@ import orbax.checkpoint as ocp
 
 from ase_jax.errors import AseInputError
 
-# Config keys that fix the shapes of the saved state: a run can only resume with the same values.
-SHAPE_KEYS = ("character", "num_envs", "latent_dim", "actor_units", "style_units", "critic_units", "disc_units",
-              "replay_buffer_size", "demo_history", "num_fall_states", "horizon")
+FORMAT = 2
+MAX_LISTED = 6  # config values and leaves named in a mismatch message; the rest are counted
+
+
+class CheckpointMismatch(AseInputError):
+    """A readable checkpoint whose saved state does not fit the state this run builds."""
 
 
 class Checkpointer:
@@ -38,38 +56,65 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, step: int, state, config: dict) -> None:
-        arrays, paths = _flatten(jax.device_get(state))
+        state = jax.device_get(state)
+        layout = {"format": FORMAT, "leaves": {path: _spec(leaf) for path, leaf in _leaves_by_path(state).items()}}
+        arrays = {path: np.asarray(leaf) for path, leaf in _leaves_by_path(state).items() if np.size(leaf) > 0}
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
                                                         config=ocp.args.JsonSave(config),
-                                                        layout=ocp.args.JsonSave(paths)))
+                                                        layout=ocp.args.JsonSave(layout)))
 
     def saved_config(self, step: int) -> dict:
         return self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 
-    def restore(self, step: int, target):
-        """The state saved at `step`, as a pytree shaped like `target` (host arrays)."""
-        arrays, paths = _flatten(jax.device_get(target))
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(arrays), layout=ocp.args.JsonRestore()))
-        if restored["layout"] != paths:
-            raise AseInputError(f"{self.directory / str(step)}: the saved state has a different layout than "
-                                f"this version of ase_jax builds; it cannot be resumed")
-        leaves, treedef = jax.tree_util.tree_flatten(jax.device_get(target))
-        saved = restored["state"]
-        out = [saved.get(f"leaf_{i:05d}", leaf) for i, leaf in enumerate(leaves)]
+    def restore(self, step: int, target, config: dict | None = None):
+        """The state saved at `step`, as a pytree shaped like `target` (host numpy arrays).
+
+        `target` is the state this run builds, as arrays or as `jax.ShapeDtypeStruct`s (e.g.
+        `jax.eval_shape(init, key)`). A saved state with other paths, shapes or dtypes raises
+        CheckpointMismatch naming them, plus the values of `config` (this run's config) that differ
+        from the saved one; nothing on disk is changed. Files that cannot be read raise orbax's or
+        tensorstore's own errors (or ValueError for an inconsistent checkpoint)."""
+        where = self.directory / str(step)
+        saved = self.manager.restore(step, args=ocp.args.Composite(layout=ocp.args.JsonRestore(),
+                                                                   config=ocp.args.JsonRestore()))
+        saved_leaves, saved_config = self._check_format(step, saved["layout"])["leaves"], saved["config"]
+        want = {path: _spec(leaf) for path, leaf in _leaves_by_path(target).items()}
+        differences = layout_differences(saved_leaves, want)
+        if differences:
+            raise CheckpointMismatch(mismatch_message(where, differences, saved_config, config))
+        arrays = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+        with_path, treedef = jax.tree_util.tree_flatten_with_path(target)
+        out = []
+        for path, leaf in with_path:
+            key, spec = jax.tree_util.keystr(path), _spec(leaf)
+            if int(np.prod(spec["shape"])) == 0:
+                out.append(np.zeros(spec["shape"], leaf.dtype))
+                continue
+            if key not in arrays:
+                raise ValueError(f"{where}: the layout lists {key} but the saved arrays do not hold it")
+            value = np.asarray(arrays[key])
+            if _spec(value) != spec:
+                raise ValueError(f"{where}: saved array {key} is {_describe(_spec(value))}, its layout says "
+                                 f"{_describe(spec)}")
+            out.append(value)
         return jax.tree_util.tree_unflatten(treedef, out)
 
-    def restore_raw(self, step: int) -> tuple[dict, list[str], dict]:
-        """(arrays by leaf name, tree paths of the saved state, saved config) without a target."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(), layout=ocp.args.JsonRestore(), config=ocp.args.JsonRestore()))
-        return dict(restored["state"]), list(restored["layout"]), dict(restored["config"])
+    def restore_raw(self, step: int) -> tuple[dict, dict, dict]:
+        """(arrays by tree path, layout, saved config) without a target; the layout is the saved
+        {"format", "leaves"} JSON, to be passed to `select_subtree`."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(layout=ocp.args.JsonRestore(),
+                                                                      config=ocp.args.JsonRestore()))
+        layout = self._check_format(step, restored["layout"])
+        arrays = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+        return dict(arrays), layout, dict(restored["config"])
 
-    def restore_latest_readable(self, target, check_config=None, log=logging.warning):
+    def restore_latest_readable(self, target, config: dict | None = None, check_config=None, log=logging.warning):
         """(state, step) from the newest checkpoint that can be read, or (None, None) if there is none.
 
-        `check_config(saved_config)` may raise AseInputError for a run that cannot be resumed with
-        this config; that error propagates and nothing is moved.
+        `target` is as for `restore` (`jax.eval_shape` of the init needs no compilation); `config`
+        is this run's config, named in the message of a mismatch. `check_config(saved_config)` may
+        raise AseInputError for a run that cannot be resumed with this config. A mismatch, an older
+        checkpoint format or such an error propagates and nothing is moved or changed.
 
         Unreadable checkpoints (truncated or corrupted files) are moved to `corrupt_checkpoints/`
         beside `checkpoints/` with a warning, so that nothing saved is ever deleted and the step can
@@ -77,10 +122,9 @@ class Checkpointer:
         """
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                saved = self.saved_config(step)
                 if check_config is not None:
-                    check_config(saved)
-                return self.restore(step, target), step
+                    check_config(self.saved_config(step))
+                return self.restore(step, target, config), step
             except AseInputError:
                 raise
             except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds of errors for bad files
@@ -98,32 +142,120 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.close()
 
+    def _check_format(self, step: int, layout) -> dict:
+        where = self.directory / str(step)
+        if isinstance(layout, list) or (isinstance(layout, dict) and "format" not in layout):
+            raise AseInputError(f"{where}: saved by an older ase_jax (leaves stored by index, not by tree path); "
+                                f"this version cannot read it. Train a new run in another --workdir")
+        if not isinstance(layout, dict) or not isinstance(layout.get("leaves"), dict):
+            raise ValueError(f"{where}: the saved layout is not readable")
+        if layout["format"] != FORMAT:
+            raise AseInputError(f"{where}: saved in checkpoint format {layout['format']!r}, but this version of "
+                                f"ase_jax reads format {FORMAT}; use the ase_jax version that wrote it")
+        return layout
 
-def _flatten(tree) -> tuple[dict, list[str]]:
-    """Leaves as {"leaf_00000": array} (orbax cannot store zero-size arrays, which MJX data has;
-    those are skipped and rebuilt from the target on restore) plus the list of tree paths."""
-    with_path, _ = jax.tree_util.tree_flatten_with_path(tree)
-    arrays = {f"leaf_{i:05d}": np.asarray(leaf) for i, (_, leaf) in enumerate(with_path) if np.size(leaf) > 0}
-    return arrays, [jax.tree_util.keystr(path) for path, _ in with_path]
+
+def _leaves_by_path(tree) -> dict:
+    """{keystr(path): leaf} in tree order."""
+    return {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def select_subtree(arrays: dict, layout: list[str], prefix: str, template):
+def _dtype_name(dtype) -> str:
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
+def _spec(leaf) -> dict:
+    """{"shape": [...], "dtype": name} of an array, scalar or jax.ShapeDtypeStruct."""
+    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+        leaf = np.asarray(leaf)
+    return {"shape": [int(n) for n in leaf.shape], "dtype": _dtype_name(leaf.dtype)}
+
+
+def _describe(spec: dict) -> str:
+    return f"{spec['dtype']}{tuple(spec['shape'])}"
+
+
+def layout_differences(saved: dict, now: dict) -> list[str]:
+    """Readable lines for the leaves that differ between two {path: spec} layouts: changed shape or
+    dtype and missing from the checkpoint (in the order of `now`), then saved but not built now."""
+    out = []
+    for path, spec in now.items():
+        if path not in saved:
+            out.append(f"{path}: missing from the checkpoint (this run has {_describe(spec)})")
+        elif saved[path] != spec:
+            out.append(f"{path}: saved {_describe(saved[path])}, this run has {_describe(spec)}")
+    out += [f"{path}: in the checkpoint ({_describe(spec)}) but not in this run's state"
+            for path, spec in saved.items() if path not in now]
+    return out
+
+
+def _flat_config(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flat_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def config_differences(saved: dict, now: dict) -> list[str]:
+    """Readable lines for the config values (nested sections as dotted keys) that differ."""
+    saved, now = _flat_config(saved), _flat_config(now)
+    missing = object()
+    out = []
+    for key in list(now) + [k for k in saved if k not in now]:
+        a, b = saved.get(key, missing), now.get(key, missing)
+        if a != b:
+            a = "(not set)" if a is missing else repr(list(a) if isinstance(a, tuple) else a)
+            b = "(not set)" if b is missing else repr(list(b) if isinstance(b, tuple) else b)
+            out.append(f"{key}: saved {a}, now {b}")
+    return out
+
+
+def _capped(lines: list[str], limit: int) -> str:
+    shown = "; ".join(lines[:limit])
+    return shown + (f"; and {len(lines) - limit} more" if len(lines) > limit else "")
+
+
+def mismatch_message(where: Path, differences: list[str], saved_config: dict | None, config: dict | None) -> str:
+    """What differs between a saved run and this one (config values first: the likely cause), and
+    what to do about it."""
+    message = f"{where} holds a run that this config cannot resume: "
+    changed = config_differences(saved_config, config) if saved_config is not None and config is not None else []
+    if changed:
+        message += f"the saved config differs in {_capped(changed, MAX_LISTED)}; "
+    leaves = "1 leaf of the saved state differs" if len(differences) == 1 else \
+        f"{len(differences)} leaves of the saved state differ"
+    message += (f"{leaves} from the state this config builds: "
+                f"{_capped(differences, MAX_LISTED)}.")
+    return message + (f" Use another --workdir for a new run, or rerun with the saved run's config to resume it; "
+                      f"the checkpoints in {where.parent} are left as they are.")
+
+
+def select_subtree(arrays: dict, layout: dict, prefix: str, template):
     """The part of a saved state whose paths start with `prefix`, shaped like `template`.
 
-    `template` is a pytree with the same structure as that part (e.g. freshly initialised params);
-    saved leaves keep their leading device axis, of which the first replica is taken.
+    `arrays` and `layout` are as returned by `Checkpointer.restore_raw` / `read_checkpoint`;
+    `template` is a pytree with the same structure as that part (e.g. freshly initialised params,
+    arrays or jax.ShapeDtypeStructs); saved leaves keep their leading device axis, of which the first
+    replica is taken.
     """
-    index = {path: i for i, path in enumerate(layout)}
+    leaves_layout = layout["leaves"]
     with_path, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
     for path, leaf in with_path:
         full = prefix + jax.tree_util.keystr(path)
-        if full not in index:
+        if full not in leaves_layout:
             raise AseInputError(f"checkpoint has no entry {full}: not a compatible ase_jax checkpoint")
-        value = arrays.get(f"leaf_{index[full]:05d}")
-        value = np.zeros((1,) + np.shape(leaf), np.asarray(leaf).dtype) if value is None else value
-        if value.shape[1:] != np.shape(leaf):
-            raise AseInputError(f"checkpoint entry {full} has shape {value.shape[1:]}, expected {np.shape(leaf)}")
+        shape, dtype = tuple(leaves_layout[full]["shape"]), leaves_layout[full]["dtype"]
+        if shape[1:] != tuple(_spec(leaf)["shape"]):
+            raise AseInputError(f"checkpoint entry {full} has shape {shape[1:]}, expected {tuple(_spec(leaf)['shape'])}")
+        value = arrays.get(full)
+        value = np.zeros(shape, dtype) if value is None else np.asarray(value)
         leaves.append(value[0])
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
@@ -154,8 +286,9 @@ def find_checkpoint(path) -> tuple[Path, int]:
     return path, step
 
 
-def read_checkpoint(path) -> tuple[Path, int, dict, list[str], dict]:
-    """(workdir, step, arrays, layout, saved config) of a run folder (latest) or checkpoint folder."""
+def read_checkpoint(path) -> tuple[Path, int, dict, dict, dict]:
+    """(workdir, step, arrays by tree path, layout, saved config) of a run folder (latest) or
+    checkpoint folder; `arrays` and `layout` are for `select_subtree`."""
     workdir, step = find_checkpoint(path)
     with _reading(workdir) as checkpointer:
         arrays, layout, saved = checkpointer.restore_raw(step)
@@ -167,15 +300,3 @@ def read_saved_config(path) -> dict:
     workdir, step = find_checkpoint(path)
     with _reading(workdir) as checkpointer:
         return checkpointer.saved_config(step)
-
-
-def check_compatible(saved: dict, config: dict, where: Path) -> None:
-    for key in SHAPE_KEYS:
-        a, b = saved.get(key), config.get(key)
-        if isinstance(a, list):
-            a = tuple(a)
-        if isinstance(b, list):
-            b = tuple(b)
-        if a != b:
-            raise AseInputError(f"{where} holds a run with {key}={a!r}, but this run has {key}={b!r}; "
-                                f"use another --workdir, or rerun with the same {key} to resume")

@@ -1,9 +1,15 @@
-"""Run configurations: YAML files in `configs/`, overridden by `--key=value` flags, validated at load.
+"""Run configurations in sections, with one source of defaults: the dataclasses below.
 
-A config file is a flat mapping of keys to values and may start from another one with
-`base: NAME`. Every key is declared once in `Config` below, with its type, default, allowed range and
-help text; unknown keys, wrong types and out-of-range values are rejected with a message naming the
-key (and, for typos, the closest known key).
+A config has the sections a command uses: `python -m ase_jax.pretrain` uses env, ppo, ase and
+run; `python -m ase_jax.task` uses env, ppo, task and run. Every key is declared once here, with
+its type, default, allowed range and one line of help. YAML files in `configs/` hold only what
+differs from these defaults, grouped by section, may start from another file (`base: NAME`) and
+say which command they are for (`command: task`; `pretrain` when absent). Command-line flags are
+`--key=value` (or `--section.key=value` where a name exists in two sections).
+
+Unknown keys (with did-you-mean), wrong types, out-of-range values and keys of a section the
+command does not use are refused with one message naming the key; so is a config file written for
+another command (a pre-training config given to `task`).
 """
 
 from __future__ import annotations
@@ -73,17 +79,20 @@ def _character(v):
     return f"unknown character (known: {sorted(CHARACTERS)})" + (f"; did you mean '{close[0]}'?" if close else "")
 
 
+def _task_name(v):
+    from ase_jax.tasks import TASKS
+
+    return _one_of(*TASKS)(v)
+
+
 @dataclasses.dataclass(frozen=True)
-class Config:
+class EnvConfig:
+    """The simulated character and its episodes (docs/reference.md §0, §4, §8)."""
+
     character: str = _field("sword_shield", "character name from ase_jax.character.CHARACTERS", _character)
     motions: str = _field("motions/bundled/dataset.yaml", "motion clip (.npy) or dataset (.yaml); relative paths "
                           "are looked up from the current directory, then from the repository root")
-    seed: int = _field(0, "random seed", _non_negative)
-    workdir: str = _field("runs/default", "folder for checkpoints, metrics and logs")
-    num_envs: int = _field(4096, "number of simulated characters", _positive)
     demo_history: int = _field(10, "frames in the discriminator's observation history (numAMPObsSteps)", _positive)
-
-    # --- environment (facts sheet sections 0.3, 4 and 8) ---
     episode_length: int = _field(300, "control steps per episode (an episode ends at episode_length - 1)", _at_least(3))
     physics_steps_per_control_step: int = _field(4, "MuJoCo steps of 1/120 s per 30 Hz policy step", _positive)
     state_init: str = _field("hybrid", "initial states: default (spawn pose), reference (motion data) or hybrid",
@@ -104,8 +113,12 @@ class Config:
     solver_ls_iterations: int = _field(8, "MuJoCo solver line-search iterations", _positive)
     mjx_impl: str = _field("jax", "MJX implementation: jax (everywhere) or warp (NVIDIA GPUs)", _one_of("jax", "warp"))
 
-    # --- ASE learning (facts sheet sections 5 and 8; reference: ase_humanoid.yaml) ---
-    total_steps: int = _field(10_000_000_000, "environment steps (all envs) to train for", _positive)
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Rollouts and the PPO update shared by pre-training and task training (docs/reference.md §5.4-5.7)."""
+
+    num_envs: int = _field(4096, "number of simulated characters", _positive)
     horizon: int = _field(32, "rollout length per iteration (horizon_length)", _positive)
     mini_epochs: int = _field(6, "passes over each rollout batch", _positive)
     minibatch_size: int = _field(16384, "samples per gradient step (must divide num_envs x horizon)", _positive)
@@ -117,6 +130,21 @@ class Config:
     ppo_clip: float = _field(0.2, "PPO ratio clip (e_clip)", _positive)
     critic_coef: float = _field(5.0, "value loss weight", _non_negative)
     bounds_coef: float = _field(10.0, "action-bounds loss weight", _non_negative)
+    action_log_std: float = _field(-2.9, "fixed log standard deviation of the Gaussian policy")
+    actor_units: tuple = _field((1024, 1024, 512), "actor MLP sizes")
+    critic_units: tuple = _field((1024, 1024, 512), "critic MLP sizes")
+    normalize_obs_clip: float = _field(5.0, "clamp of normalised observations", _positive)
+
+
+@dataclasses.dataclass(frozen=True)
+class ASEConfig:
+    """Pre-training's adversarial and skill-discovery parts (docs/reference.md §5; ase_humanoid.yaml)."""
+
+    latent_dim: int = _field(64, "skill latent size", _positive)
+    latent_steps_min: int = _field(1, "fewest control steps before a latent is resampled", _positive)
+    latent_steps_max: int = _field(150, "latents are held for randint(min, max) steps (max exclusive)", _positive)
+    style_units: tuple = _field((512, 256), "actor style-branch MLP sizes")
+    disc_units: tuple = _field((1024, 1024, 512), "discriminator/encoder trunk sizes")
     disc_coef: float = _field(5.0, "discriminator loss weight", _non_negative)
     enc_coef: float = _field(5.0, "encoder loss weight", _non_negative)
     diversity_coef: float = _field(0.01, "diversity loss weight (amp_diversity_bonus); 0 disables it", _non_negative)
@@ -126,32 +154,36 @@ class Config:
     disc_weight_decay: float = _field(1e-4, "L2 penalty on discriminator weights", _non_negative)
     disc_reward_scale: float = _field(2.0, "scale of -log(1 - D)", _non_negative)
     enc_reward_scale: float = _field(1.0, "scale of the encoder reward", _non_negative)
-    task_reward_w: float = _field(0.0, "weight of the task reward", _non_negative)
     disc_reward_w: float = _field(0.5, "weight of the discriminator reward", _non_negative)
     enc_reward_w: float = _field(0.5, "weight of the skill-discovery (encoder) reward; 0 disables it", _non_negative)
     amp_minibatch_size: int = _field(4096, "agent, replay and demo rows per discriminator/encoder step", _positive)
     replay_buffer_size: int = _field(200_000, "past agent discriminator observations kept", _positive)
     replay_keep_prob: float = _field(0.01, "share of new agent samples stored once the replay buffer is full",
                                      _probability)
-    latent_dim: int = _field(64, "skill latent size", _positive)
-    latent_steps_min: int = _field(1, "fewest control steps before a latent is resampled", _positive)
-    latent_steps_max: int = _field(150, "latents are held for randint(min, max) steps (max exclusive)", _positive)
     eps_greedy: bool = _field(True, "the reference's split of stochastic and deterministic envs")
-    action_log_std: float = _field(-2.9, "fixed log standard deviation of the Gaussian policy")
-    actor_units: list = _field((1024, 1024, 512), "actor MLP sizes", None)
-    style_units: list = _field((512, 256), "actor style-branch MLP sizes", None)
-    critic_units: list = _field((1024, 1024, 512), "critic MLP sizes", None)
-    disc_units: list = _field((1024, 1024, 512), "discriminator/encoder trunk sizes", None)
-    normalize_obs_clip: float = _field(5.0, "clamp of normalised observations", _positive)
 
-    # --- task training (stage 2; facts sheet section 6) ---
-    task: str = _field("heading", "task for the high-level controller: heading, location, reach, strike, getup",
-                       _one_of("heading", "location", "reach", "strike", "getup"))
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """Stage 2: a high-level controller on a frozen low-level one (docs/reference.md §6-7)."""
+
+    name: str = _field("heading", "task for the high-level controller: heading, location, reach, strike, getup",
+                       _task_name)
     llc: str = _field("", "pre-trained low-level controller: a pretrain run folder or one of its checkpoints")
     llc_steps: int = _field(5, "low-level control steps per high-level action", _positive)
     scratch: bool = _field(False, "train a plain policy on the task without the skill embedding (baseline)")
+    task_reward_w: float = _field(0.9, "weight of the task reward", _non_negative)
+    disc_reward_w: float = _field(0.1, "weight of the frozen discriminator's reward (the motion prior)",
+                                  _non_negative)
 
-    # --- run bookkeeping ---
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How long to run, where to write and when to stop; never changes what is computed."""
+
+    seed: int = _field(0, "random seed", _non_negative)
+    workdir: str = _field("runs/default", "folder for checkpoints, metrics and logs")
+    total_steps: int = _field(10_000_000_000, "policy samples (all envs) to train for", _positive)
     checkpoint_every: int = _field(100, "iterations between checkpoints", _positive)
     keep_checkpoints: int = _field(3, "most recent checkpoints kept", _positive)
     keep_checkpoint_period: int = _field(0, "also keep every checkpoint whose iteration is a multiple of this "
@@ -160,53 +192,135 @@ class Config:
                                      "skipped for non-finite gradients", _positive)
     log_every: int = _field(1, "iterations between metric logs", _positive)
 
+
+SECTIONS: dict[str, type] = {"env": EnvConfig, "ppo": PPOConfig, "ase": ASEConfig, "task": TaskConfig,
+                             "run": RunConfig}
+COMMANDS: dict[str, tuple[str, ...]] = {"pretrain": ("env", "ppo", "ase", "run"),
+                                        "task": ("env", "ppo", "task", "run")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One command's configuration: its sections (those it does not use are None)."""
+
+    command: str = "pretrain"
+    env: EnvConfig = EnvConfig()
+    ppo: PPOConfig = PPOConfig()
+    run: RunConfig = RunConfig()
+    ase: ASEConfig | None = ASEConfig()
+    task: TaskConfig | None = None
+
     def __post_init__(self):
         # (minibatch_size must also divide each device's share of num_envs x horizon: checked by the
-        # training step, which knows the device count; the env benchmark does not need it.)
-        if self.amp_minibatch_size > self.minibatch_size:
-            raise ConfigError(f"amp_minibatch_size={self.amp_minibatch_size} must be <= minibatch_size="
-                              f"{self.minibatch_size}")
-        if self.latent_steps_max <= self.latent_steps_min:
-            raise ConfigError(f"latent_steps_max={self.latent_steps_max} must be > latent_steps_min="
-                              f"{self.latent_steps_min} (randint upper bound is exclusive)")
+        # training step, which knows the device count.)
+        if self.ase is not None:
+            if self.ase.amp_minibatch_size > self.ppo.minibatch_size:
+                raise ConfigError(f"amp_minibatch_size={self.ase.amp_minibatch_size} must be <= minibatch_size="
+                                  f"{self.ppo.minibatch_size}")
+            if self.ase.latent_steps_max <= self.ase.latent_steps_min:
+                raise ConfigError(f"latent_steps_max={self.ase.latent_steps_max} must be > latent_steps_min="
+                                  f"{self.ase.latent_steps_min} (randint upper bound is exclusive)")
 
-    def resolve_path(self, value: str) -> Path:
-        path = Path(value).expanduser()
-        if path.is_absolute() or path.exists():
-            return path
-        return REPO_ROOT / path
+    def replace(self, **changes) -> "Config":
+        """A copy with keys changed by name (`num_envs=8`, `state_init="default"`), as flags do."""
+        values = to_dict(self)
+        for key, value in changes.items():
+            section, name = _resolve_key(key, self.command, "replace()")
+            values[section][name] = value
+        return from_dict(values)
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+def resolve_path(value: str) -> Path:
+    """A path as given if it is absolute or exists from the current directory, else from the repo root."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return REPO_ROOT / path
 
 
-def _check_value(key: str, value, source: str):
-    if key not in FIELDS:
-        close = difflib.get_close_matches(key, list(FIELDS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {sorted(FIELDS)}"
-        raise ConfigError(f"{source}: unknown config key '{key}'{hint}")
-    f = FIELDS[key]
-    want = typing.get_type_hints(Config)[key]
+def section_fields(section: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+
+
+def _key_index(command: str) -> dict[str, list[str]]:
+    """key -> the sections of `command` that declare it."""
+    index: dict[str, list[str]] = {}
+    for section in COMMANDS[command]:
+        for name in section_fields(section):
+            index.setdefault(name, []).append(section)
+    return index
+
+
+def _resolve_key(key: str, command: str, source: str) -> tuple[str, str]:
+    """(section, name) of a flag or override `key` (`name` or `section.name`) for `command`."""
+    key = key.replace("-", "_")
+    used = COMMANDS[command]
+    if "." in key:
+        section, name = key.split(".", 1)
+        if section not in SECTIONS:
+            close = difflib.get_close_matches(section, list(SECTIONS), n=1)
+            raise ConfigError(f"{source}: unknown config section '{section}'"
+                              + (f"; did you mean '{close[0]}'?" if close else f"; sections: {list(SECTIONS)}"))
+        if section not in used:
+            raise ConfigError(f"{source}: '{key}': python -m ase_jax.{command} does not use the {section} section")
+        if name not in section_fields(section):
+            close = difflib.get_close_matches(name, list(section_fields(section)), n=1)
+            raise ConfigError(f"{source}: unknown config key '{key}'" + (f"; did you mean '{section}.{close[0]}'?"
+                                                                         if close else ""))
+        return section, name
+    index = _key_index(command)
+    if key in index:
+        if len(index[key]) > 1:
+            raise ConfigError(f"{source}: '{key}' is in sections {index[key]}; write --{index[key][0]}.{key}=... "
+                              f"or --{index[key][1]}.{key}=...")
+        return index[key][0], key
+    elsewhere = [s for s in SECTIONS if s not in used and key in section_fields(s)]
+    if elsewhere:
+        raise ConfigError(f"{source}: '{key}' is a key of the {elsewhere[0]} section, which python -m "
+                          f"ase_jax.{command} does not use")
+    close = difflib.get_close_matches(key, list(index), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else "; every key is declared in ase_jax/config.py"
+    raise ConfigError(f"{source}: unknown config key '{key}'{hint}")
+
+
+def _check_value(section: str, name: str, value, source: str):
+    f = section_fields(section)[name]
+    want = typing.get_type_hints(SECTIONS[section])[name]
+    if want is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 as a string; users type it
+            value = float(value)
+        except ValueError:
+            pass
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if want is list:
+    if want is tuple:
+        if isinstance(value, str):  # --actor_units=256,256
+            try:
+                value = [int(v) for v in value.strip("[]()").split(",") if v.strip()]
+            except ValueError:
+                pass
         if not isinstance(value, (list, tuple)) or not value or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-            raise ConfigError(f"{source}: '{key}' must be a non-empty list of positive integers, got {value!r}")
+            raise ConfigError(f"{source}: '{name}' must be a non-empty list of positive integers, got {value!r}")
         return tuple(value)
     if want is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)  # e.g. pd_torque_limit: 1.5 in a YAML file
     if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise ConfigError(f"{source}: '{key}' must be {want.__name__}, got {value!r} ({type(value).__name__})")
+        raise ConfigError(f"{source}: '{name}' must be {want.__name__}, got {value!r} ({type(value).__name__})")
     check = f.metadata.get("check")
     problem = check(value) if check else None
     if problem:
-        raise ConfigError(f"{source}: '{key}' = {value!r} {problem}")
+        raise ConfigError(f"{source}: '{name}' = {value!r} {problem}")
     return value
 
 
-def _read_file(name_or_path: str, seen=()) -> dict:
-    path = Path(name_or_path)
+def _blank(command: str) -> dict:
+    return {"command": command, **{s: {} for s in COMMANDS[command]}}
+
+
+def _read_file(name_or_path: str, seen=()) -> tuple[str, dict]:
+    """(command, {section: {key: value}}) of a config file and its `base` chain."""
+    path = Path(name_or_path).expanduser()
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
@@ -221,12 +335,36 @@ def _read_file(name_or_path: str, seen=()) -> dict:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys to values")
+        raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}) to keys and values")
     base = doc.pop("base", None)
-    values = _read_file(str(base), seen + (path.resolve(),)) if base else {}
-    for key, value in doc.items():
-        values[key] = _check_value(str(key), value, str(path))
-    return values
+    command = doc.pop("command", None)
+    if base:
+        base_command, values = _read_file(str(base), seen + (path.resolve(),))
+        if command is not None and command != base_command:
+            raise ConfigError(f"{path}: command '{command}' differs from its base's ('{base_command}')")
+        command = base_command
+    else:
+        command = command or "pretrain"
+        if command not in COMMANDS:
+            raise ConfigError(f"{path}: command must be one of {list(COMMANDS)}, got {command!r}")
+        values = _blank(command)
+    for section, entries in doc.items():
+        if section in SECTIONS and section not in COMMANDS[command]:
+            raise ConfigError(f"{path}: a {command} config cannot set the {section} section (python -m "
+                              f"ase_jax.{command} does not use it)")
+        if not isinstance(entries, dict):
+            hint = ""
+            try:
+                s, _ = _resolve_key(str(section), command, str(path))
+                hint = f"; keys go under their section, e.g. {s}: {{{section}: ...}}"
+            except ConfigError:
+                pass
+            raise ConfigError(f"{path}: '{section}' is not a config section (sections: {list(COMMANDS[command])})"
+                              + hint)
+        for key, value in entries.items():
+            s, name = _resolve_key(f"{section}.{key}", command, str(path))
+            values[s][name] = _check_value(s, name, value, str(path))
+    return command, values
 
 
 def parse_overrides(args: list[str]) -> tuple[str, dict]:
@@ -244,23 +382,63 @@ def parse_overrides(args: list[str]) -> tuple[str, dict]:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        if FIELDS.get(key) is not None and typing.get_type_hints(Config)[key] is str:
-            value = raw  # paths and names stay strings even if they look like numbers
-        overrides[key] = value
+        overrides[key] = raw if _is_str_key(key) else value  # paths and names stay strings
     return name, overrides
 
 
-def load_config(name_or_path: str = "default", overrides: dict | None = None) -> Config:
-    values = _read_file(name_or_path)
+def _is_str_key(key: str) -> bool:
+    name = key.split(".")[-1]
+    return any(typing.get_type_hints(cls).get(name) is str for cls in SECTIONS.values())
+
+
+def load_config(name_or_path: str = "default", overrides: dict | None = None, command: str | None = None) -> Config:
+    """The config file `name_or_path` (a name in configs/ or a path) with `overrides` ({key: value},
+    keys as in flags). `command`, when given, is the command that will run it: a file written for
+    another command is refused."""
+    file_command, values = _read_file(name_or_path)
+    if command is not None and file_command != command:
+        hint = {"task": "a task config such as 'task' or 'task_tiny'",
+                "pretrain": "a pre-training config such as 'default' or 'tiny'"}[command]
+        raise ConfigError(f"config '{name_or_path}' is a {file_command} config; python -m ase_jax.{command} needs "
+                          f"{hint}")
     for key, value in (overrides or {}).items():
-        values[key] = _check_value(key, value, "command line")
-    return Config(**values)
+        section, name = _resolve_key(key, file_command, "command line")
+        values[section][name] = _check_value(section, name, value, "command line")
+    return from_dict(values)
 
 
-def config_from_args(args: list[str]) -> Config:
+def from_dict(values: dict) -> Config:
+    """A Config from {command, section: {key: value}} (as `to_dict` writes and checkpoints hold)."""
+    command = values.get("command", "pretrain")
+    if command not in COMMANDS:
+        raise ConfigError(f"config: command must be one of {list(COMMANDS)}, got {command!r}")
+    extra = [k for k in values if k != "command" and k not in COMMANDS[command]]
+    if extra:
+        raise ConfigError(f"config: a {command} config has no section(s) {extra}")
+    sections = {}
+    for section in COMMANDS[command]:
+        checked = {}
+        for key, value in (values.get(section) or {}).items():
+            if key not in section_fields(section):
+                raise ConfigError(f"config: unknown key '{section}.{key}'")
+            checked[key] = _check_value(section, key, value, "config")
+        sections[section] = SECTIONS[section](**checked)
+    sections.setdefault("ase", None)
+    sections.setdefault("task", None)
+    return Config(command=command, **sections)
+
+
+def config_from_args(args: list[str], command: str = "pretrain", default: str = "default") -> Config:
     name, overrides = parse_overrides(args)
-    return load_config(name, overrides)
+    if not any(a.startswith("--config=") for a in args):
+        name = default
+    return load_config(name, overrides, command)
 
 
 def to_dict(config: Config) -> dict:
-    return dataclasses.asdict(config)
+    """{command, section: {key: value}} of the sections the config has (JSON- and YAML-friendly)."""
+    out = {"command": config.command}
+    for section in COMMANDS[config.command]:
+        out[section] = {k: (list(v) if isinstance(v, tuple) else v)
+                        for k, v in dataclasses.asdict(getattr(config, section)).items()}
+    return out

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ase_jax.env import observations as obs_lib
+from ase_jax.config import resolve_path
 from ase_jax.errors import AseInputError
 from ase_jax.motions import library as ml
 from ase_jax.motions.dataset import load_dataset
@@ -84,7 +85,7 @@ def agent_transitions(pretrained, num_latents: int, steps: int, seed: int = 0) -
     """Features of the policy's transitions, one random latent per character held for `steps` steps."""
     env = pretrained.env
     k_reset, k_z = jax.random.split(jax.random.PRNGKey(seed))
-    z = jax.random.normal(k_z, (num_latents, pretrained.config.latent_dim))
+    z = jax.random.normal(k_z, (num_latents, pretrained.config.ase.latent_dim))
     z = z / jnp.linalg.norm(z, axis=-1, keepdims=True)
 
     @jax.jit
@@ -103,7 +104,7 @@ def diversity(checkpoint, motions=None, num_latents: int = 64, seconds: float = 
     from ase_jax.agents.ase.policy import load_pretrained
 
     pretrained = load_pretrained(checkpoint, num_envs=num_latents)
-    dataset = load_dataset(pretrained.config.resolve_path(motions or pretrained.config.motions),
+    dataset = load_dataset(resolve_path(motions or pretrained.config.env.motions),
                            pretrained.env.character)
     demo, demo_clip = demo_transitions(pretrained, dataset)
     agent = agent_transitions(pretrained, num_latents, int(round(seconds / pretrained.env.control_dt)), seed)

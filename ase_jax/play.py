@@ -166,11 +166,11 @@ def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, wi
     from ase_jax.agents.hlc.policy import load_task_policy
 
     policy = load_task_policy(checkpoint, **PLAYBACK_OVERRIDES)
-    if task is not None and task != policy.config.task:
-        raise AseInputError(f"--task={task}: {checkpoint} is a run of task '{policy.config.task}'")
+    if task is not None and task != policy.config.task.name:
+        raise AseInputError(f"--task={task}: {checkpoint} is a run of task '{policy.config.task.name}'")
     steps = max(1, round(seconds * VIDEO_FPS))
     what = "scratch policy" if policy.llc is None else "high-level controller"
-    console.print(f"{checkpoint} (checkpoint {policy.step}): {policy.config.task} {what}, {steps} steps at "
+    console.print(f"{checkpoint} (checkpoint {policy.step}): {policy.config.task.name} {what}, {steps} steps at "
                   f"{VIDEO_FPS} Hz", highlight=False, soft_wrap=True)
     qpos, marker = task_rollout(policy, steps, seed)
     model = policy.env.mj_model
@@ -223,7 +223,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
                             f"(python -m ase_jax.task --name={task} --llc=...) to watch a task policy")
 
     pretrained, _, _ = load(checkpoint)
-    dim = pretrained.config.latent_dim
+    dim = pretrained.config.ase.latent_dim
     steps = max(1, round(seconds * VIDEO_FPS))
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), max(grid or 1, 2))
     if grid is not None:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
-from ase_jax.config import Config, to_dict
+from ase_jax.config import Config, resolve_path, to_dict
 from ase_jax.env import HumanoidEnv
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.motions.library import build_motion_lib
@@ -25,15 +25,11 @@ from ase_jax.run_loop import TrainingDiverged, run_command, train_loop  # noqa: 
 
 
 def build(config: Config):
-    character = load_character(config.character)
-    dataset = load_dataset(config.resolve_path(config.motions), character)
-    env = HumanoidEnv(config, character, build_motion_lib(dataset, character))
+    character = load_character(config.env.character)
+    dataset = load_dataset(resolve_path(config.env.motions), character)
+    env = HumanoidEnv(config.env, character, build_motion_lib(dataset, character), seed=config.run.seed)
     return env, dataset
 
-
-# Config keys that say how long to run and where to write, not what is computed.
-RUN_ONLY_KEYS = frozenset({"workdir", "total_steps", "checkpoint_every", "keep_checkpoints", "keep_checkpoint_period",
-                           "max_bad_iterations", "log_every"})
 # Compiled training functions of the last few (config, motion data) pairs. Repeated runs in one
 # process (a notebook, the tests) reuse them instead of compiling again; this also bounds memory:
 # XLA:CPU keeps every executable's code mapped (2,000-5,000 memory maps for one training iteration)
@@ -48,8 +44,10 @@ def compiled_train_fns(config: Config):
     digest = hashlib.sha256(dataset.weights.tobytes())
     for clip in dataset.clips:
         digest.update(clip.qpos.tobytes())
-    key = (repr(sorted((k, v) for k, v in to_dict(config).items() if k not in RUN_ONLY_KEYS)), digest.hexdigest(),
-           tuple(jax.local_devices()))
+    # The run section says how long to run and where to write, not what is computed (but the seed
+    # picks the env's fall states, which the compiled step holds).
+    computed = {k: v for k, v in to_dict(config).items() if k != "run"}
+    key = (repr(computed), config.run.seed, digest.hexdigest(), tuple(jax.local_devices()))
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
     else:
@@ -65,13 +63,13 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     console = console or Console()
     env, dataset, fns = compiled_train_fns(config)
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
-                  f"{dataset.path}; {config.num_envs} envs on {jax.local_device_count()} "
+                  f"{dataset.path}; {config.ppo.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
     return train_loop(config, fns, console, "pretrain", max_iterations)
 
 
 def main(argv=None) -> int:
-    return run_command(train, sys.argv[1:] if argv is None else argv)
+    return run_command(train, sys.argv[1:] if argv is None else argv, command="pretrain", default_config="default")
 
 
 if __name__ == "__main__":

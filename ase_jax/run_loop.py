@@ -15,7 +15,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ase_jax.checkpoint import Checkpointer, check_compatible
+from ase_jax.checkpoint import Checkpointer
 from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.run_log import RunLogger
@@ -28,12 +28,13 @@ class TrainingDiverged(AseInputError):
 PACKAGES = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "brax", "flax", "optax", "orbax-checkpoint", "numpy")
 
 
-def run_command(train, argv: list[str]) -> int:
-    """The body of a training command: config from `argv` (`--config=NAME --key=value ...`), then
-    `train(config, console)`; bad input is printed as one clear line and exits with status 1."""
+def run_command(train, argv: list[str], command: str, default_config: str) -> int:
+    """The body of a training command: config from `argv` (`--config=NAME --key=value ...`; a
+    config written for `command`, `default_config` without --config), then `train(config, console)`;
+    bad input is printed as one clear line and exits with status 1."""
     console = Console()
     try:
-        train(config_from_args(argv), console)
+        train(config_from_args(argv, command, default_config), console)
     except AseInputError as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
         return 1
@@ -52,34 +53,43 @@ def run_info(config: Config) -> dict:
 
 
 def train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None = None,
-               control_steps_per_sample: int = 1) -> dict:
+               control_steps_per_sample: int = 1, saved_config: dict | None = None) -> dict:
     """Runs (or resumes) the iterations of `fns` (init, step) in `config.workdir`; returns the last
     logged metrics. Shared by pre-training and task training.
 
     `total_steps` and `env_steps` count the policy's samples; `control_steps` in metrics.jsonl
     counts simulated 30 Hz control steps (`control_steps_per_sample` per sample: a high-level
     controller's sample spans `llc_steps` of them), the axis on which runs with and without a
-    skill embedding are compared."""
-    if jax.devices()[0].platform == "cpu" and config.num_envs * config.horizon >= 65536:
-        console.print(f"[yellow]note:[/] {config.num_envs} envs with these networks are sized for a GPU; on this CPU one "
+    skill embedding are compared. `saved_config` is what checkpoints store as the run's config
+    (`to_dict(config)` by default; task runs add their frozen LLC's config)."""
+    hp, run = config.ppo, config.run
+    if jax.devices()[0].platform == "cpu" and hp.num_envs * hp.horizon >= 65536:
+        console.print(f"[yellow]note:[/] {hp.num_envs} envs with these networks are sized for a GPU; on this CPU one "
                       "iteration takes many minutes. For a quick CPU run use --config=tiny.")
-    workdir = Path(config.workdir)
-    checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.keep_checkpoint_period)
-    config_dict = to_dict(config)
-    state = fns.init(jax.random.PRNGKey(config.seed))
-    restored, start = checkpointer.restore_latest_readable(
-        state, check_config=lambda saved: check_compatible(saved, config_dict, workdir),
-        log=lambda message: console.print(f"[yellow]warning:[/] {message}"))
+    workdir = Path(run.workdir)
+    checkpointer = Checkpointer(workdir, run.keep_checkpoints, run.keep_checkpoint_period)
+    config_dict = to_dict(config) if saved_config is None else saved_config
+    init_key = jax.random.PRNGKey(run.seed)
+    # The saved state is checked against the tree the init builds (traced, not compiled or run);
+    # the real init runs only when there is nothing to resume.
+    try:
+        restored, start = checkpointer.restore_latest_readable(
+            jax.eval_shape(fns.init, init_key), config=config_dict,
+            log=lambda message: console.print(f"[yellow]warning:[/] {message}"))
+    except BaseException:
+        checkpointer.close()
+        raise
     if restored is None:
         start = 0
+        state = fns.init(init_key)
     else:
         state = restored
         console.print(f"resumed from {checkpointer.directory / str(start)} (iteration {start})")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str))
 
-    steps_per_iteration = config.num_envs * config.horizon
-    total_iterations = math.ceil(config.total_steps / steps_per_iteration)
+    steps_per_iteration = hp.num_envs * hp.horizon
+    total_iterations = math.ceil(run.total_steps / steps_per_iteration)
     if max_iterations is not None:
         total_iterations = min(total_iterations, start + max_iterations)
     logger = RunLogger(workdir)
@@ -98,7 +108,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                 # Every update of this iteration skipped for non-finite gradients: count, and stop if it persists.
                 if float(np.asarray(metrics["skipped_updates"])[0]) >= 1.0:
                     bad_iterations += 1
-                    if bad_iterations >= config.max_bad_iterations:
+                    if bad_iterations >= run.max_bad_iterations:
                         checkpointer.wait()
                         last_good = checkpointer.latest_step()  # params stay finite: skipped updates
                         raise TrainingDiverged(
@@ -107,7 +117,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                             f"lower learning_rate or check the motion data and config")
                 else:
                     bad_iterations = 0
-                if done % config.log_every == 0 or done == total_iterations:
+                if done % run.log_every == 0 or done == total_iterations:
                     metrics = {k: float(np.asarray(v)[0]) for k, v in jax.device_get(metrics).items()}
                     now = time.perf_counter()
                     if tick is not None:  # the first iteration includes compilation
@@ -117,7 +127,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                     metrics["control_steps"] = float(done * steps_per_iteration * control_steps_per_sample)
                     logger.log(done * steps_per_iteration, metrics)
                     last = metrics
-                if done % config.checkpoint_every == 0 or done == total_iterations:
+                if done % run.checkpoint_every == 0 or done == total_iterations:
                     checkpointer.save(done, state, config_dict)
                 progress.update(task, completed=done)
     finally:

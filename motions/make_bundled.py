@@ -2,6 +2,9 @@
 
     python motions/make_bundled.py [--out DIR]
 
+Needs scipy besides ase_jax (`pip install -e .[authoring]`, or `pip install scipy`); the keyframe and
+IK toolkit it is built from is `motions/authoring.py`, next to this script.
+
 These clips are authored for this project (every number below was written here, none is taken
 from a motion-capture file), so the training pipeline works offline without the non-commercially
 licensed Reallusion data. They are small, deterministic and physically plausible for the
@@ -30,19 +33,23 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+# Run as a script or loaded by path (the tests): make ase_jax and the sibling authoring.py importable.
+for _path in (REPO_ROOT, HERE):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+import authoring as A  # noqa: E402
 from ase_jax import quat  # noqa: E402
-from ase_jax.motions import authoring as A  # noqa: E402
+from ase_jax.character import load_character  # noqa: E402
 from ase_jax.motions.npy_format import save_clip  # noqa: E402
 
 FPS = 30
-XML_PATH = REPO_ROOT / "humanoid_xml" / "sword_shield_humanoid.xml"
+CHARACTER = "sword_shield"  # humanoid_xml/sword_shield_humanoid.xml
 DEFAULT_OUT = REPO_ROOT / "motions" / "bundled"
 
 # Clip name -> sampling weight in dataset.yaml (normalised to sum to 1 when written).
@@ -471,12 +478,12 @@ def main(out_dir=DEFAULT_OUT, verbose=True) -> dict:
     """Writes every clip and dataset.yaml into `out_dir`; returns {name: ClipMeasures}."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = mujoco.MjModel.from_xml_path(str(XML_PATH))
-    builder = Builder(model)
+    character = load_character(CHARACTER)
+    builder = Builder(character.model)
     measures = {}
     for name, fn in CLIPS.items():
         clip = fn(builder)
-        m = A.measure_clip(model, clip)
+        m = A.measure_clip(character, clip)
         check(name, m)
         measures[name] = m
         save_clip(out_dir / f"{name}.npy", clip)

@@ -121,6 +121,6 @@ def tiny_heading_run(tiny_pretrained_run, tmp_path_factory):
     from ase_jax.task import train
 
     workdir = tmp_path_factory.mktemp("tiny_heading_run")
-    config = load_config("task_tiny", {"task": "heading", "llc": str(tiny_pretrained_run), "workdir": str(workdir)})
+    config = load_config("task_tiny", {"name": "heading", "llc": str(tiny_pretrained_run), "workdir": str(workdir)})
     metrics = train(config, console=Console(file=io.StringIO()))
     return workdir, metrics

@@ -1,4 +1,4 @@
-"""ASE networks, rewards, GAE and losses against closed forms (facts sheet sections 4.2, 5)."""
+"""ASE networks, rewards, GAE and losses against closed forms (docs/reference.md §4.2, §5)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses
 from ase_jax.agents.ase import networks as ase_networks
 
@@ -35,7 +36,7 @@ def _zero_kernels_with_logit_bias(disc_params, bias: float):
 
 @pytest.fixture(scope="module")
 def sword_shield_nets():
-    """Full-size networks for the sword-and-shield character (facts 3.1, 3.2, 4.1) and their params."""
+    """Full-size networks for the sword-and-shield character (docs/reference.md §3.1, §3.2, §4.1) and their params."""
     nets = ase_networks.make_ase_networks(obs_size=253, amp_obs_size=1400, action_size=31, latent_dim=64)
     return nets, jax.jit(ase_networks.init_params, static_argnums=0)(nets, jax.random.PRNGKey(0))
 
@@ -54,7 +55,6 @@ def test_sword_shield_shapes_and_unit_norm_encoder(sword_shield_nets):
     np.testing.assert_allclose(jnp.linalg.norm(enc, axis=-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(nets.disc_logit_apply(params["disc"], amp), logits, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(nets.encode_apply(params["disc"], amp), enc, rtol=1e-5, atol=1e-6)
-    assert nets.log_std == -2.9
 
 
 def test_initialisers_match_reference(sword_shield_nets):
@@ -105,7 +105,7 @@ def test_gaussian_log_prob():
     std = np.exp(-2.9)
     expected = np.sum(-0.5 * ((np.array(actions) - np.array(mean)) / std) ** 2 - np.log(std)
                       - 0.5 * np.log(2 * np.pi))
-    np.testing.assert_allclose(losses.gaussian_log_prob(actions, mean, -2.9), [expected], rtol=1e-5)
+    np.testing.assert_allclose(ppo.gaussian_log_prob(actions, mean, -2.9), [expected], rtol=1e-5)
 
 
 # --- GAE -----------------------------------------------------------------------------------------
@@ -122,13 +122,13 @@ def test_gae_bootstraps_timeouts_not_terminations():
     a2 = r[2] + gamma * v_next[2] - v[2]
     a1 = r[1] + gamma * v_next[1] - v[1]  # time-out: bootstrapped, recursion cut
     a0 = r[0] - v[0]  # termination: no bootstrap, recursion cut
-    adv, ret = losses.compute_gae(*(jnp.asarray(x)[:, None] for x in (r, v, v_next, done, term)), gamma, lam)
+    adv, ret = ppo.compute_gae(*(jnp.asarray(x)[:, None] for x in (r, v, v_next, done, term)), gamma, lam)
     np.testing.assert_allclose(adv[:, 0], [a0, a1, a2], rtol=1e-6)
     np.testing.assert_allclose(ret[:, 0], np.array([a0, a1, a2]) + v, rtol=1e-6)
 
     # Without dones the recursion chains: A_t = delta_t + gamma lam A_{t+1}.
     zeros = jnp.zeros((3, 1))
-    adv, _ = losses.compute_gae(*(jnp.asarray(x)[:, None] for x in (r, v, v_next)), zeros, zeros, gamma, lam)
+    adv, _ = ppo.compute_gae(*(jnp.asarray(x)[:, None] for x in (r, v, v_next)), zeros, zeros, gamma, lam)
     d = r + gamma * v_next - v
     expected2 = d[2]
     expected1 = d[1] + gamma * lam * expected2
@@ -139,10 +139,10 @@ def test_gae_bootstraps_timeouts_not_terminations():
 def test_standardize_uses_masked_statistics():
     x = jnp.array([1.0, 3.0, 100.0])
     mask = jnp.array([1.0, 1.0, 0.0])
-    out = losses.standardize(x, mask)
+    out = ppo.standardize(x, mask)
     std = np.std([1.0, 3.0], ddof=1)
     np.testing.assert_allclose(out, (np.array(x) - 2.0) / (std + 1e-8), rtol=1e-5)
-    np.testing.assert_allclose(losses.masked_mean(x, mask), 2.0)
+    np.testing.assert_allclose(ppo.masked_mean(x, mask), 2.0)
 
 
 # --- PPO terms -----------------------------------------------------------------------------------
@@ -153,15 +153,15 @@ def test_ppo_actor_loss_clips_and_masks():
     logp_new = jnp.log(jnp.array([1.5, 0.5, 1.5]))
     adv = jnp.array([1.0, 1.0, -1.0])
     # r=1.5, A=1 -> max(-1.5, -1.2) = -1.2; r=0.5, A=1 -> max(-0.5, -0.8) = -0.5; third masked out.
-    loss = losses.ppo_actor_loss(logp_new, logp_old, adv, jnp.array([1.0, 1.0, 0.0]), 0.2)
+    loss = ppo.ppo_actor_loss(logp_new, logp_old, adv, jnp.array([1.0, 1.0, 0.0]), 0.2)
     np.testing.assert_allclose(loss, (-1.2 - 0.5) / 2, rtol=1e-6)
 
 
 def test_bounds_loss():
     mu = jnp.array([[1.5, -2.0, 0.3], [0.0, 0.0, 3.0]])
-    loss = losses.bounds_loss(mu, jnp.array([1.0, 0.0]))
+    loss = ppo.bounds_loss(mu, jnp.array([1.0, 0.0]))
     np.testing.assert_allclose(loss, 0.25 + 1.0, rtol=1e-6)
-    np.testing.assert_allclose(losses.bounds_loss(mu, jnp.ones(2)), (1.25 + 4.0) / 2, rtol=1e-6)
+    np.testing.assert_allclose(ppo.bounds_loss(mu, jnp.ones(2)), (1.25 + 4.0) / 2, rtol=1e-6)
 
 
 def test_diversity_loss():
@@ -179,7 +179,7 @@ def test_diversity_loss():
 
 
 def test_critic_loss():
-    np.testing.assert_allclose(losses.critic_loss(jnp.array([1.0, 2.0]), jnp.array([2.0, 0.0])), 2.5)
+    np.testing.assert_allclose(ppo.critic_loss(jnp.array([1.0, 2.0]), jnp.array([2.0, 0.0])), 2.5)
 
 
 # --- discriminator and encoder -------------------------------------------------------------------

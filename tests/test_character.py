@@ -33,7 +33,7 @@ def test_amp_humanoid_dimensions(amp_humanoid):
 
 
 def test_pd_targets_match_reference_table(sword_shield):
-    """Facts sheet section 4.1: per-group PD scales and offsets."""
+    """docs/reference.md §4.1: per-group PD scales and offsets."""
     expected = {"abdomen": (1.885, 0), "neck": (1.257, 0), "right_shoulder": (np.pi, 0), "right_elbow": (1.955, -1.396),
                 "right_wrist": (1.885, 0), "left_hip": (2.932, 0), "right_knee": (1.955, 1.396), "left_ankle": (1.152, 0)}
     for joint in sword_shield.joints:
@@ -49,7 +49,7 @@ def test_env_physics_step_matches_mujoco(sword_shield):
     from test_drive import sword_in_torso_qpos
 
     config = load_config("tiny", {"state_init": "default", "num_fall_states": 1, "self_collision": True})
-    env = HumanoidEnv(config, sword_shield)
+    env = HumanoidEnv(config.env, sword_shield)
     m = env.mj_model
     rng = np.random.default_rng(0)
     target = sword_shield.pd_offset + sword_shield.pd_scale * rng.uniform(-1.0, 1.0, m.nu)

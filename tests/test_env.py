@@ -33,7 +33,7 @@ def bundled_lib(sword_shield):
 def env(sword_shield, bundled_lib):
     config = load_config("tiny", {"episode_length": 80, "recovery_episode_prob": 0.0, "num_fall_states": 8,
                                    "self_collision": True})
-    return HumanoidEnv(config, sword_shield, bundled_lib)
+    return HumanoidEnv(config.env, sword_shield, bundled_lib)
 
 
 @pytest.fixture(scope="session")
@@ -84,10 +84,14 @@ def test_shapes(env, state0):
 def test_jit_vmap_step_runs(env, fns, state0):
     step = fns[1]
     s = state0
+    np.testing.assert_array_equal(np.asarray(s.step_count), 0)  # a reset starts the episode at step 0
+    expected = np.zeros(NUM_ENVS, int)
     for _ in range(3):
         s = step(s, jnp.zeros((NUM_ENVS, env.action_size)))
+        # each step counts one more, unless it ended the episode (then the next episode is at step 0)
+        expected = np.where(np.asarray(s.done) > 0, 0, expected + 1)
+        np.testing.assert_array_equal(np.asarray(s.step_count), expected)
     assert s.obs.shape == (NUM_ENVS, 253) and np.all(np.isfinite(np.asarray(s.obs)))
-    assert np.all(np.asarray(s.step_count) >= 0)
 
 
 def test_observations_are_heading_invariant(env, fns, state0, bundled_lib):
@@ -190,16 +194,16 @@ def test_fall_states_lie_on_the_ground(env):
 
 def test_fall_initialisation_starts_a_recovery(sword_shield, bundled_lib):
     config = load_config("tiny", {"fall_init_prob": 1.0, "num_fall_states": 8})
-    fall_env = HumanoidEnv(config, sword_shield, bundled_lib)
+    fall_env = HumanoidEnv(config.env, sword_shield, bundled_lib)
     s = jax.jit(jax.vmap(fall_env.reset))(jax.random.split(jax.random.PRNGKey(1), NUM_ENVS))
-    assert np.all(np.asarray(s.recovery_count) == config.recovery_steps)
+    assert np.all(np.asarray(s.recovery_count) == config.env.recovery_steps)
     assert np.all(np.asarray(s.data.qpos[:, 2]) < 0.6), "fall starts should put the character on the ground"
 
 
 def test_recovery_episode_keeps_its_discriminator_history(env, state0, sword_shield, bundled_lib):
     """A recovery start continues from the fallen state with its real past frames (no frozen copy)."""
     config = load_config("tiny", {"recovery_episode_prob": 1.0, "fall_init_prob": 0.0, "num_fall_states": 8})
-    recovery_env = HumanoidEnv(config, sword_shield, bundled_lib)
+    recovery_env = HumanoidEnv(config.env, sword_shield, bundled_lib)
     past = jax.random.normal(jax.random.PRNGKey(3), state0.amp_obs.shape[1:])
     one = jax.tree.map(lambda x: x[0], state0)
     start = jax.jit(recovery_env._initial_state)
@@ -207,7 +211,7 @@ def test_recovery_episode_keeps_its_discriminator_history(env, state0, sword_shi
                                              jnp.asarray(False), past)
     np.testing.assert_array_equal(np.asarray(history), np.asarray(past))
     np.testing.assert_allclose(np.asarray(data.qpos), np.asarray(one.data.qpos), atol=1e-6)
-    assert int(recovery_count) == config.recovery_steps
+    assert int(recovery_count) == config.env.recovery_steps
     # A start that is not a recovery (the episode timed out) gets a fresh history.
     _, _, fresh, _ = start(jax.random.PRNGKey(4), one.data, jnp.asarray(False), jnp.asarray(False), past)
     assert not np.allclose(np.asarray(fresh), np.asarray(past))

@@ -6,12 +6,11 @@ import types
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brax.training.acme import running_statistics
-from brax.training.acme.specs import Array as Spec
+import pytest
 
-from ase_jax.config import load_config
-from ase_jax.env import HumanoidEnv
+from ase_jax.env import observations as obs_lib
 from ase_jax.evaluate import compare, demo_transitions, nearest_clip_histogram, summarize
+from ase_jax.motions import library as ml
 from ase_jax.motions.dataset import load_dataset
 from conftest import BUNDLED_YAML
 
@@ -27,21 +26,37 @@ def test_histogram_counts_nearest_clips():
     assert abs(s["entropy_nats"] - -(0.4 * np.log(0.4) + 0.6 * np.log(0.6))) < 1e-9
 
 
-def test_rollouts_that_copy_one_clip_map_to_that_clip(sword_shield):
-    """Transitions taken from one clip (plus noise) are attributed to that clip almost always."""
-    config = load_config("tiny", {"state_init": "default"})
-    env = HumanoidEnv(config, sword_shield)
-    amp_dim = env.history * env.amp_obs_size
-    fake = types.SimpleNamespace(env=env, amp_norm=running_statistics.init_state(Spec((amp_dim,), jnp.float32)))
-    dataset = load_dataset(BUNDLED_YAML, sword_shield)
-    demo, clip_ids = demo_transitions(fake, dataset)
-    walk = [c.name for c in dataset.clips].index("walk_forward")
-    copy = demo[clip_ids == walk]
-    copy = copy + 0.01 * jax.random.normal(jax.random.PRNGKey(0), copy.shape)
-    counts = nearest_clip_histogram(copy, demo, clip_ids, len(dataset.clips))
-    assert counts[walk] / counts.sum() > 0.95, counts
-    result = summarize(counts, [c.name for c in dataset.clips])
-    assert result["top"][0]["clip"] == "walk_forward"
+@pytest.mark.timeout(600)
+def test_transitions_between_demo_frames_map_to_their_own_clip(sword_shield):
+    """Frame pairs taken half a control step off the demo's own times (so not in the demo set) are
+    attributed to the clip they come from, for every clip; the queries are built here from the
+    motion library, in the discriminator's order (newest frame first), and normalised with a
+    non-trivial normaliser that demo_transitions must apply to the demo side too."""
+    character = sword_shield
+    frame_size = obs_lib.amp_obs_size(character)
+    dt = 1.0 / 30.0
+    rng = np.random.default_rng(0)
+    norm = types.SimpleNamespace(mean=jnp.asarray(rng.normal(0.0, 1.0, 10 * frame_size), jnp.float32),
+                                 std=jnp.asarray(rng.uniform(0.5, 2.0, 10 * frame_size), jnp.float32))
+    env = types.SimpleNamespace(character=character, control_dt=dt, amp_obs_size=frame_size)
+    dataset = load_dataset(BUNDLED_YAML, character)
+    demo, clip_ids = demo_transitions(types.SimpleNamespace(env=env, amp_norm=norm), dataset)
+    assert demo.shape == (len(clip_ids), 2 * frame_size)
+    lib = ml.build_motion_lib(dataset, character)
+    frame = jax.vmap(jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None)), in_axes=(0, 0, 0, None))
+    names = [c.name for c in dataset.clips]
+    times = [np.arange(1.5 * dt, clip.length - 1e-6, dt) for clip in dataset.clips]  # midway between demo times
+    query_clip = np.concatenate([np.full(len(t), k) for k, t in enumerate(times)])
+    t = np.concatenate(times)
+    states = ml.state_at(lib, jnp.asarray(np.stack([query_clip, query_clip], -1)),
+                         jnp.asarray(np.stack([t, t - dt], -1), jnp.float32))
+    pairs = frame(states.qpos, states.qvel, states.body_pos, character).reshape(len(t), -1)
+    query = (pairs - norm.mean[: 2 * frame_size]) / norm.std[: 2 * frame_size]
+    for k, name in enumerate(names):
+        counts = nearest_clip_histogram(query[query_clip == k], demo, clip_ids, len(names))
+        assert counts.sum() == np.sum(query_clip == k) > 50
+        assert counts[k] / counts.sum() > 0.95, (name, counts)
+        assert summarize(counts, names)["top"][0]["clip"] == name
 
 
 def test_compare_plots_runs(tmp_path):

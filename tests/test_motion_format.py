@@ -61,7 +61,7 @@ def test_converted_velocities_are_consistent(reallusion_dataset, sword_shield):
     disp = clip.qpos[-1, :3] - clip.qpos[0, :3]
     integ = clip.qvel[:-1, :3].sum(0) * dt
     assert np.linalg.norm(disp - integ) < 0.1 * max(np.linalg.norm(disp), 0.1)
-    # Ball joints: q_{f+1} = q_f * exp(omega dt) with omega the child-frame velocity (facts 2.5).
+    # Ball joints: q_{f+1} = q_f * exp(omega dt) with omega the child-frame velocity (docs/reference.md §2.5).
     joint = next(j for j in sword_shield.joints if j.kind == "ball")
     q = clip.qpos[:, joint.qpos_adr: joint.qpos_adr + 4]
     w = clip.qvel[:, joint.dof_adr: joint.dof_adr + 3]

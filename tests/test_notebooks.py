@@ -16,10 +16,6 @@ nbclient = pytest.importorskip("nbclient")
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_three_notebooks():
-    assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_task_training", "03_skill_exploration"]
-
-
 @pytest.fixture(scope="module")
 def notebook_runs(tmp_path_factory):
     return tmp_path_factory.mktemp("notebook_runs")

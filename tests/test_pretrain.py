@@ -43,7 +43,7 @@ def test_tiny_run_trains_and_checkpoints(two_iterations):
     assert metrics["skipped_updates"] == 0
     assert sorted(os.listdir(workdir / "checkpoints")) == ["1", "2"]
     info = json.loads((workdir / "run_info.json").read_text())
-    assert info["config"]["num_envs"] == 4 and "jax" in info["versions"]
+    assert info["config"]["ppo"]["num_envs"] == 4 and "jax" in info["versions"]
     assert any((workdir / "tensorboard").iterdir())
 
 
@@ -85,7 +85,7 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent("""
     k = iter(jax.random.split(jax.random.PRNGKey(1), 16))
     n, amp_dim = 16, env.history * env.amp_obs_size
     batch = {"obs": jax.random.normal(next(k), (n, env.obs_size)),
-             "latents": jax.random.normal(next(k), (n, config.latent_dim)),
+             "latents": jax.random.normal(next(k), (n, config.ase.latent_dim)),
              "actions": jax.random.normal(next(k), (n, env.action_size)) * 0.3,
              "log_prob": jax.random.normal(next(k), (n,)), "stochastic": jnp.ones(n),
              "advantages": jax.random.normal(next(k), (n,)), "returns": jax.random.normal(next(k), (n,)),

@@ -28,6 +28,38 @@ def test_heading_reward():
     assert abs(float(heading_reward(d, 1.5, f, jnp.array([-1.5, 0.0]), -f))) < 1e-6  # backwards, facing away
 
 
+def test_heading_reward_matches_its_formula():
+    """0.7 exp(-0.25 ((v* - s)^2 + 0.1 |v_tan|^2)) [s > 0] + 0.3 max(f* . facing, 0), by hand."""
+    # along the target at 1 m/s (target 1.5) with 0.5 m/s sideways; facing 0.8 of the way to f*
+    r = heading_reward(jnp.array([1.0, 0.0]), 1.5, jnp.array([0.0, 1.0]), jnp.array([1.0, 0.5]), jnp.array([0.6, 0.8]))
+    assert float(r) == pytest.approx(0.7 * np.exp(-0.25 * (0.5**2 + 0.1 * 0.5**2)) + 0.3 * 0.8, abs=1e-6)
+    assert float(r) == pytest.approx(0.893492, abs=1e-6)
+    # diagonal target: s = 1.2, v_tan = (1.28, -0.96) with |v_tan|^2 = 2.56 (the sum of its components
+    # squared, the reference's quirk, would be 0.1024); facing away from f*: no facing reward
+    r = heading_reward(jnp.array([0.6, 0.8]), 1.5, jnp.array([1.0, 0.0]), jnp.array([2.0, 0.0]),
+                       jnp.array([-0.6, 0.8]))
+    assert float(r) == pytest.approx(0.7 * np.exp(-0.25 * (0.3**2 + 0.1 * 2.56)), abs=1e-6)
+    assert float(r) == pytest.approx(0.641995, abs=1e-6)
+    # no progress along the target (s = 0, and s < 0): no direction reward at all, only the facing term
+    f = jnp.array([0.0, 1.0])
+    assert float(heading_reward(jnp.array([1.0, 0.0]), 1.5, f, jnp.array([0.0, 1.5]), f)) == pytest.approx(0.3, abs=1e-6)
+    assert float(heading_reward(jnp.array([1.0, 0.0]), 0.1, f, jnp.array([-0.01, 0.0]),
+                                jnp.array([0.6, 0.8]))) == pytest.approx(0.3 * 0.8, abs=1e-6)
+
+
+def test_heading_task_reward_from_the_root_motion():
+    """Heading.reward takes the root velocity as (p - p_prev) / dt and the facing from the root's yaw."""
+    import types
+
+    yaw = np.pi / 2  # facing +y
+    qpos = jnp.asarray([1.0, 2.0, 0.9, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)], jnp.float32)
+    data = types.SimpleNamespace(qpos=qpos)
+    state = {"direction": jnp.array([1.0, 0.0]), "speed": jnp.float32(1.5), "facing": jnp.array([0.0, 1.0])}
+    prev = jnp.array([0.9, 1.95, 0.9])  # moved (0.1, 0.05) in 0.1 s: v = (1.0, 0.5)
+    r = make_task("heading").reward(state, data, prev, 0.1, None)
+    assert float(r) == pytest.approx(0.7 * np.exp(-0.25 * (0.5**2 + 0.1 * 0.5**2)) + 0.3, abs=1e-5)
+
+
 def test_location_reward():
     target, facing = jnp.array([3.0, 4.0]), jnp.array([0.6, 0.8])
     at = location_reward(target, target, jnp.zeros(2), facing)
@@ -53,7 +85,7 @@ def test_strike_reward():
 
 
 def test_strike_target_falls_when_pushed():
-    config = load_config("task_tiny", {"task": "strike", "scratch": True})
+    config = load_config("task_tiny", {"name": "strike", "scratch": True})
     _, env, _ = build(config)
     m = env.mj_model
     d = mujoco.MjData(m)
@@ -76,7 +108,7 @@ def test_strike_target_falls_when_pushed():
 def test_the_shield_meets_the_strike_target_through_its_proxy(sword_shield):
     """MJX has no cylinder-box collision: a massless box in the shield's plane touches the target
     instead of the shield's cylinder, and nothing else."""
-    config = load_config("task_tiny", {"task": "strike", "scratch": True})
+    config = load_config("task_tiny", {"name": "strike", "scratch": True})
     _, env, _ = build(config)
     m = env.mj_model
     d = mujoco.MjData(m)
@@ -98,7 +130,7 @@ def test_the_shield_meets_the_strike_target_through_its_proxy(sword_shield):
 
 def test_task_observation_sizes():
     for name in TASKS:
-        config = load_config("task_tiny", {"task": name, "scratch": True})
+        config = load_config("task_tiny", {"name": name, "scratch": True})
         _, env, _ = build(config)
         assert env.obs_size == 253 + make_task(name).obs_size
 
@@ -112,10 +144,9 @@ def test_heading_on_frozen_llc_end_to_end(tiny_llc, tiny_heading_run):
     tmp_path, metrics = tiny_heading_run
     for key in ("loss/total", "reward/task", "reward/disc", "episode/length"):
         assert np.isfinite(metrics[key]), key
-    assert 0 <= metrics["reward/task"] <= 1
     # Each high-level sample spans llc_steps simulated control steps (the axis of `evaluate compare`).
     line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-    assert line["control_steps"] == line["env_steps"] * load_config("task_tiny").llc_steps
+    assert line["control_steps"] == line["env_steps"] * load_config("task_tiny").task.llc_steps
     # The frozen low-level controller is bit-identical in the task run's checkpoint.
     llc = load_pretrained(tiny_llc)
     ckpt = Checkpointer(tmp_path, 5)
@@ -131,7 +162,9 @@ def test_llc_errors(tiny_llc, tmp_path, capsys):
         ({"llc": ""}, "needs --llc"),
         ({"llc": str(tmp_path / "nowhere")}, "no such run folder"),
         ({"llc": str(tmp_path)}, "not an ase_jax run folder"),
-        ({"llc": str(tiny_llc), "latent_dim": 32}, "trained with latent_dim=64, but this run has latent_dim=32"),
+        ({"llc": str(tiny_llc), "physics_steps_per_control_step": 2},
+         "trained with physics_steps_per_control_step=4, but this run has physics_steps_per_control_step=2"),
+        ({"llc": str(tiny_llc), "latent_dim": 32}, "'latent_dim' is a key of the ase section"),  # the LLC's
         ({"llc": str(tiny_llc), "character": "amp_humanoid"}, "trained with character='sword_shield'"),
     ]
     for overrides, message in cases:

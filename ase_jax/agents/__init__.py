@@ -1,4 +1,4 @@
-"""Learning agents (ASE pre-training; task training reuses its pieces)."""
+"""Learning agents: the shared PPO machinery (`ppo`), ASE pre-training (`ase`) and task training (`hlc`)."""
 
 # mujoco.mjx prints a warning about its optional Warp back end when first imported, and brax
 # imports it; importing it through ase_jax.mjx_import first keeps the output clean.

@@ -1,10 +1,10 @@
-"""Fallen poses for fall initialisation and get-up training (facts sheet section 4.5).
+"""Fallen poses for fall initialisation and get-up training (docs/reference.md §4.5).
 
 Built once at start-up on the CPU with C MuJoCo (multi-threaded `mujoco.rollout`, with the env's PD
 drive, ase_jax.drive, acting between physics steps): each pose starts
 from the spawn pose with a uniformly random root orientation, holds random actions U(-0.5, 0.5)
 for 300 physics steps (2.5 s: the reference's 150 Isaac Gym `simulate` calls of its 1/60 s sim dt;
-facts 4.5 says 1.25 s, which mixes in our 1/120 s substep) and keeps the final root and joint
+docs/reference.md §4.5; an older note said 1.25 s, mixing in our 1/120 s substep) and keeps the final root and joint
 positions; velocities are zero.
 The reference drops the character from its spawn height of 0.89 m, where a random orientation can
 put limbs into the floor; we drop it from 1.3 m so that MuJoCo's contact solver is not handed

@@ -3,7 +3,7 @@
 Functions act on one environment; vmap them over many (`jax.vmap(env.step)`), as in MuJoCo
 Playground. One policy step holds the PD targets for `physics_steps_per_control_step` MuJoCo steps
 (4 x 1/120 s = 1/30 s), then computes observations, termination and, for ended episodes, a fresh
-initial state, all inside the same jitted function (facts sheet sections 3-4).
+initial state, all inside the same jitted function (docs/reference.md §3-4).
 
 We do not use brax's AutoResetWrapper: it resets to the episode's first state, whereas ASE draws a
 new initial state (reference, default, fallen or a get-up continuation) at every reset and needs
@@ -20,7 +20,7 @@ from ase_jax.errors import AseInputError
 from ase_jax.mjx_import import mjx, warp_available
 
 from ase_jax.character import Character, character_spec
-from ase_jax.config import Config
+from ase_jax.config import EnvConfig
 from ase_jax.drive import make_drive
 from ase_jax.env import observations as obs_lib
 from ase_jax.env.fall_states import make_fall_states
@@ -56,11 +56,14 @@ def body_velocities(model: mjx.Model, data: mjx.Data):
 
 
 class HumanoidEnv:
-    """ASE's humanoid with reference-state, default, hybrid and fall initialisation."""
+    """ASE's humanoid with reference-state, default, hybrid and fall initialisation
+    (an `ase_jax.env.interface.Env`). `seed` picks the fallen poses generated at start-up."""
 
-    def __init__(self, config: Config, character: Character, motion_lib: ml.MotionLib | None = None, task=None):
+    def __init__(self, config: EnvConfig, character: Character, motion_lib: ml.MotionLib | None = None, task=None,
+                 seed: int = 0):
         if config.state_init != "default" and motion_lib is None:
-            raise ValueError(f"state_init='{config.state_init}' needs a motion library")
+            raise AseInputError(f"state_init='{config.state_init}' starts episodes from motion data, and this env "
+                                f"has none; use state_init=default")
         self.config = config
         self.character = character
         self.motion_lib = motion_lib
@@ -77,8 +80,8 @@ class HumanoidEnv:
         self.mjx_model = mjx.put_model(model, impl=config.mjx_impl)
         self.control_dt = config.physics_steps_per_control_step * model.opt.timestep
         self.history = config.demo_history
-        self.humanoid_obs_size = obs_lib.policy_obs_size(character)
-        self.obs_size = self.humanoid_obs_size + (task.obs_size if task is not None else 0)
+        self.character_obs_size = obs_lib.policy_obs_size(character)
+        self.obs_size = self.character_obs_size + (task.obs_size if task is not None else 0)
         self._nq, self._nv, self._nb = character.nq, character.nv, character.num_bodies
         self.amp_obs_size = obs_lib.amp_obs_size(character)
         self.action_size = character.num_actions
@@ -96,7 +99,7 @@ class HumanoidEnv:
         self._geom_body = jnp.asarray(np.where((geom_body >= 0) & (geom_body < self._nb), geom_body, self._nb))
         self._default_qpos = jnp.asarray(model.qpos0, jnp.float32)
         self._fall_qpos = jnp.asarray(make_fall_states(
-            character, config.num_fall_states, config.seed, config.self_collision, config.pd_torque_limit), jnp.float32)
+            character, config.num_fall_states, seed, config.self_collision, config.pd_torque_limit), jnp.float32)
         self._blank_data = mjx.make_data(self.mjx_model)
 
     def physics_step(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
@@ -147,7 +150,7 @@ class HumanoidEnv:
         return jnp.any(self.body_contacts(data) & ~self._is_contact_body)
 
     def _has_fallen(self, data: mjx.Data) -> jax.Array:
-        """Facts 4.3: a non-foot body touches something AND a non-foot body is below its height."""
+        """docs/reference.md §4.3: a non-foot body touches something AND a non-foot body is below its height."""
         not_feet = ~self._is_contact_body
         low = jnp.any((data.xpos[1: 1 + self._nb, 2] < self._termination_height) & not_feet)
         return self.fall_contact(data) & low
@@ -165,7 +168,7 @@ class HumanoidEnv:
         return mjx.com_vel(self.mjx_model, data)
 
     def _initial_state(self, key, data: mjx.Data, terminated, bad, history=None):
-        """A fresh start for one env: (data, humanoid obs, amp history, recovery count), facts 4.4-4.5.
+        """A fresh start for one env: (data, humanoid obs, amp history, recovery count), docs/reference.md §4.4-4.5.
 
         Only the character's coordinates are set here; props keep theirs until the task places them.
         A recovery episode continues from `data` and keeps its real discriminator `history` (the
@@ -242,7 +245,7 @@ class HumanoidEnv:
 
         key, k_init, k_task = jax.random.split(state.key, 3)
         step_count = state.step_count + 1
-        # The reference counts a recovery step down before it checks for resets (facts 4.5), so a
+        # The reference counts a recovery step down before it checks for resets (docs/reference.md §4.5), so a
         # counter of recovery_steps protects recovery_steps - 1 steps.
         recovery_count = jnp.maximum(state.recovery_count - 1, 0)
         recovering = recovery_count > 0
@@ -280,9 +283,8 @@ class HumanoidEnv:
             task=pick(init_task, task_state),
         )
 
-
-def demo_amp_obs(env: HumanoidEnv, key: jax.Array, num: int) -> jax.Array:
-    """(num, H, F) discriminator histories of demo motion, from the same function as the agent's."""
-    states = ml.sample_demo_history(env.motion_lib, key, num, env.history, env.control_dt)
-    frame = jax.vmap(jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None)), in_axes=(0, 0, 0, None))
-    return frame(states.qpos, states.qvel, states.body_pos, env.character)
+    def demo_amp_obs(self, key: jax.Array, num: int) -> jax.Array:
+        """(num, H, F) discriminator histories of demo motion, from the same function as the agent's."""
+        states = ml.sample_demo_history(self.motion_lib, key, num, self.history, self.control_dt)
+        frame = jax.vmap(jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None)), in_axes=(0, 0, 0, None))
+        return frame(states.qpos, states.qvel, states.body_pos, self.character)

@@ -1,4 +1,4 @@
-"""Policy and discriminator observations (facts sheet section 3), as pure functions of arrays.
+"""Policy and discriminator observations (docs/reference.md §3), as pure functions of arrays.
 
 Both are computed in the heading-local frame H = heading_inv(root rotation). The discriminator
 ("AMP") frame is a function of (qpos, qvel, body positions) only, so the agent's frames (from MJX
@@ -28,7 +28,7 @@ def _joint_rotations(qpos: jax.Array, character: Character) -> jax.Array:
 
 
 def amp_obs_frame(qpos: jax.Array, qvel: jax.Array, body_pos: jax.Array, character: Character) -> jax.Array:
-    """One discriminator frame (facts 3.2): 13 + 6 J + (nv - 6) + 3 K values (140 for sword & shield).
+    """One discriminator frame (docs/reference.md §3.2): 13 + 6 J + (nv - 6) + 3 K values (140 for sword & shield).
 
     [root height, tan_norm(H q_root), H v_root, H w_root, tan_norm of each joint rotation,
     joint velocities, H (p_key - p_root)]. qvel's root angular velocity is in the body frame
@@ -56,7 +56,7 @@ def amp_obs_size(character: Character) -> int:
 
 
 def policy_obs(body_pos: jax.Array, body_rot: jax.Array, body_vel: jax.Array, body_ang_vel: jax.Array) -> jax.Array:
-    """Policy observation (facts 3.1) from maximal coordinates of all B bodies (root first).
+    """Policy observation (docs/reference.md §3.1) from maximal coordinates of all B bodies (root first).
 
     [root height, H (p_b - p_root) for b >= 1, tan_norm(H q_b), H v_b, H w_b]: 1 + 15 B - 3 values
     (253 for sword & shield). The root's rotation entries are tan_norm(H q_root), heading-invariant

@@ -1,4 +1,4 @@
-"""Clip files -> simulator states of a character (facts sheet sections 2.3-2.5).
+"""Clip files -> simulator states of a character (docs/reference.md §2.3-2.5).
 
 The result is MuJoCo's generalised coordinates: qpos = [root pos, root quat wxyz, per joint: a
 local quaternion (ball) or an angle (hinge)] and qvel = [root linear velocity (world), root angular
@@ -72,7 +72,7 @@ def check_skeleton(clip: RawClip, character: Character) -> None:
 
 
 def hinge_angle(q, axis):
-    """Angle of a local rotation about a hinge axis, as the reference does (facts sheet 2.4)."""
+    """Angle of a local rotation about a hinge axis, as the reference does (docs/reference.md §2.4)."""
     rot_axis, angle = quat.to_axis_angle(q)
     theta = angle * (rot_axis @ np.asarray(axis))
     return (theta + np.pi) % (2 * np.pi) - np.pi
@@ -97,7 +97,7 @@ def local_rotation_to_qpos(root_pos, local_rotation, character: Character):
 
 
 def _joint_velocities(local_rotation: np.ndarray, dt: float, character: Character) -> np.ndarray:
-    """Child-frame relative angular velocity per joint (facts sheet 2.5), (T, nv - 6)."""
+    """Child-frame relative angular velocity per joint (docs/reference.md §2.5), (T, nv - 6)."""
     dq = quat.normalize(quat.mul(quat.conj(local_rotation[:-1]), local_rotation[1:]))
     axis, angle = quat.to_axis_angle(dq)
     omega = axis * angle[..., None] / dt  # (T-1, B, 3)

@@ -1,4 +1,4 @@
-"""Forward kinematics of a skeleton from local rotations (facts sheet section 1.1).
+"""Forward kinematics of a skeleton from local rotations (docs/reference.md §1.1).
 
 Works on numpy arrays (float64, converting files) and on jax arrays (inside jit, where the motion
 library uses it so that demo body positions are computed from the interpolated pose exactly as

@@ -1,7 +1,7 @@
 """The motion library on device: clip tables and jittable sampling and interpolation.
 
 All clips are concatenated into flat frame tables with a start offset per clip, as in the
-reference's `motion_lib.py` (facts sheet section 2). Every function here is pure and jittable; the
+reference's `motion_lib.py` (docs/reference.md §2). Every function here is pure and jittable; the
 library is a pytree (the character is static), so it can be passed into `jit` and closed over.
 """
 
@@ -87,13 +87,13 @@ def sample_clips(lib: MotionLib, key: jax.Array, shape=()) -> jax.Array:
 
 
 def sample_times(lib: MotionLib, key: jax.Array, clip_ids: jax.Array, truncate_time: float = 0.0) -> jax.Array:
-    """Times U(0, 1) * (length - truncate_time) within each clip (facts sheet 2.1)."""
+    """Times U(0, 1) * (length - truncate_time) within each clip (docs/reference.md §2.1)."""
     u = jax.random.uniform(key, clip_ids.shape, lib.clip_length.dtype)
     return u * jnp.maximum(lib.clip_length[clip_ids] - truncate_time, 0.0)
 
 
 def _frame_blend(lib: MotionLib, clip_ids, times):
-    """(global frame i0, global frame i1, blend) for times in seconds (facts sheet 2.2).
+    """(global frame i0, global frame i1, blend) for times in seconds (docs/reference.md §2.2).
 
     Differences from the reference, both on purpose: the blend is clamped to [0, 1] (the reference
     extrapolates for t < 0), and a tiny epsilon keeps t = k dt on frame k despite float rounding.
@@ -109,7 +109,7 @@ def _frame_blend(lib: MotionLib, clip_ids, times):
 
 
 def state_at(lib: MotionLib, clip_ids: jax.Array, times: jax.Array) -> MotionState:
-    """The character state of each clip at each time (facts sheet 2.3).
+    """The character state of each clip at each time (docs/reference.md §2.3).
 
     The root position is interpolated linearly, rotations by slerp; velocities come from frame i0,
     as in the reference (the root's angular velocity is frame i0's in the world frame, expressed in

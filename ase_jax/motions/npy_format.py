@@ -1,6 +1,6 @@
 """Reading and writing ASE/poselib `SkeletonMotion` clips (`.npy`) with plain numpy.
 
-A clip file is `np.save` of a dict (facts sheet section 1.1). Tensors are stored as
+A clip file is `np.save` of a dict (docs/reference.md §1.1). Tensors are stored as
 `{'arr': ndarray, 'context': {'dtype': str}}`. Rotations are *local* and ordered (x, y, z, w);
 index 0 is the root's global rotation. No poselib classes are needed to read it.
 """

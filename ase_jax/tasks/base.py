@@ -3,7 +3,7 @@ termination. Tasks are small and independent; the registry in `ase_jax.tasks` na
 
 A task's state is a dict of arrays for one environment (the env vmaps it). Every method is pure
 and jittable. Defaults: no props, no extra termination, targets resampled every
-randint(*change_steps) control steps (facts sheet section 7).
+randint(*change_steps) control steps (docs/reference.md §7).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def facing_xy(data) -> jax.Array:
 
 
 def root_velocity_xy(data, prev_root_pos, dt: float) -> jax.Array:
-    """(p - p_prev) / dt over one control step, as the reference estimates it (facts 7)."""
+    """(p - p_prev) / dt over one control step, as the reference estimates it (docs/reference.md §7)."""
     return (root_pos(data)[:2] - prev_root_pos[:2]) / dt
 
 

@@ -1,5 +1,5 @@
 """Get-up: every episode starts fallen; the reward is for standing up (a check of the low-level
-policy's recovery skills; the reference trains recovery inside pre-training, facts 4.5)."""
+policy's recovery skills; the reference trains recovery inside pre-training, docs/reference.md §4.5)."""
 
 import jax.numpy as jnp
 

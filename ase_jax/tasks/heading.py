@@ -1,4 +1,4 @@
-"""Heading: move in a target direction at a target speed while facing a target direction (facts 7.1)."""
+"""Heading: move in a target direction at a target speed while facing a target direction (docs/reference.md §7.1)."""
 
 import jax
 import jax.numpy as jnp

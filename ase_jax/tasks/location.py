@@ -1,4 +1,4 @@
-"""Location: walk to a target position (facts 7.2)."""
+"""Location: walk to a target position (docs/reference.md §7.2)."""
 
 import jax
 import jax.numpy as jnp

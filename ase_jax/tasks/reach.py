@@ -1,4 +1,4 @@
-"""Reach: bring the sword tip to a target point (facts 7.3)."""
+"""Reach: bring the sword tip to a target point (docs/reference.md §7.3)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Strike: knock over a target, a free box in the scene the character can hit (facts 7.4)."""
+"""Strike: knock over a target, a free box in the scene the character can hit (docs/reference.md §7.4)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,6 @@
 """ASE networks: skill-conditioned actor, critic, and the discriminator with its encoder head.
 
-Architecture and initialisation follow facts sheet section 5.2. Hidden stacks reuse brax's `MLP`
+Architecture and initialisation follow docs/reference.md §5.2. Hidden stacks reuse brax's `MLP`
 (ReLU between layers, zero bias init); only the kernel initialiser is swapped for PyTorch's
 default `Linear` init, since the reference trains from that init. Inputs are expected already
 normalised (the running normalisers live in the training state, as in brax).
@@ -43,7 +43,7 @@ def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 class Actor(nn.Module):
-    """Policy mean mu(obs, z) of `AMPStyleCatNet1` (facts 5.2).
+    """Policy mean mu(obs, z) of `AMPStyleCatNet1` (docs/reference.md §5.2).
 
     The latent z passes through a style MLP ending in tanh; the trunk sees concat(obs, style).
     """
@@ -65,7 +65,7 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Value V(obs, z) in normalised units, from concat(obs, z) (`AMPMLPNet`, facts 5.2)."""
+    """Value V(obs, z) in normalised units, from concat(obs, z) (`AMPMLPNet`, docs/reference.md §5.2)."""
 
     units: Sequence[int] = (1024, 1024, 512)
 
@@ -79,7 +79,7 @@ class Critic(nn.Module):
 
 
 class DiscEnc(nn.Module):
-    """Discriminator logit D(o) and encoder e(o) on one shared trunk (facts 5.2, `enc.separate: False`).
+    """Discriminator logit D(o) and encoder e(o) on one shared trunk (docs/reference.md §5.2, `enc.separate: False`).
 
     Input is the normalised, flattened discriminator-observation history. `__call__` returns
     (logit, encoding) from a single trunk pass; `logit` and `encode` compute one head only
@@ -118,7 +118,7 @@ class DiscEnc(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class ASENetworks:
-    """The three ASE modules, their input sizes and the fixed action log-std (facts 4.2)."""
+    """The three ASE modules, their input sizes and the fixed action log-std (docs/reference.md §4.2)."""
 
     actor: Actor
     critic: Critic
@@ -161,7 +161,7 @@ def make_ase_networks(
     disc_units: Sequence[int] = (1024, 1024, 512),
     log_std: float = -2.9,
 ) -> ASENetworks:
-    """Builds the ASE actor, critic and discriminator/encoder for the given sizes (facts 5.2)."""
+    """Builds the ASE actor, critic and discriminator/encoder for the given sizes (docs/reference.md §5.2)."""
     # Tuples keep the modules hashable when sizes come from a config as lists.
     return ASENetworks(
         actor=Actor(action_size=action_size, latent_dim=latent_dim, units=tuple(actor_units),
@@ -170,6 +170,15 @@ def make_ase_networks(
         disc=DiscEnc(latent_dim=latent_dim, units=tuple(disc_units)),
         obs_size=obs_size, amp_obs_size=amp_obs_size, action_size=action_size, latent_dim=latent_dim,
         log_std=float(log_std))
+
+
+def networks_for(config, env) -> ASENetworks:
+    """The ASE networks sized for `env` (any `ase_jax.env.interface.Env`) with a pre-training
+    config's layer sizes."""
+    return make_ase_networks(
+        obs_size=env.obs_size, amp_obs_size=env.history * env.amp_obs_size, action_size=env.action_size,
+        latent_dim=config.ase.latent_dim, actor_units=config.ppo.actor_units, style_units=config.ase.style_units,
+        critic_units=config.ppo.critic_units, disc_units=config.ase.disc_units, log_std=config.ppo.action_log_std)
 
 
 def init_params(networks: ASENetworks, key: jax.Array) -> dict[str, Params]:
@@ -186,14 +195,14 @@ def init_params(networks: ASENetworks, key: jax.Array) -> dict[str, Params]:
 
 
 def disc_logit_kernel(disc_params: Params) -> jax.Array:
-    """The logit layer's weight matrix (penalised by `disc_logit_reg`, facts 5.4)."""
+    """The logit layer's weight matrix (penalised by `disc_logit_reg`, docs/reference.md §5.4)."""
     return disc_params["params"][DISC_LOGIT]["kernel"]
 
 
 def disc_kernels(disc_params: Params) -> list[jax.Array]:
     """Weight matrices of the trunk and the logit layer, without biases and the encoder head.
 
-    These are the weights `disc_weight_decay` covers (facts 5.4).
+    These are the weights `disc_weight_decay` covers (docs/reference.md §5.4).
     """
     leaves = jax.tree_util.tree_flatten_with_path(disc_params)[0]
     names = lambda path: [getattr(k, "key", None) for k in path]
@@ -201,10 +210,10 @@ def disc_kernels(disc_params: Params) -> list[jax.Array]:
 
 
 def sample_latents(key: jax.Array, shape: Sequence[int], latent_dim: int) -> jax.Array:
-    """Skill latents uniform on the unit sphere S^(latent_dim-1): normalised N(0, I) (facts 5.1)."""
+    """Skill latents uniform on the unit sphere S^(latent_dim-1): normalised N(0, I) (docs/reference.md §5.1)."""
     return l2_normalize(jax.random.normal(key, tuple(shape) + (latent_dim,)))
 
 
 def sample_latent_steps(key: jax.Array, shape: Sequence[int], low: int = 1, high: int = 150) -> jax.Array:
-    """Control steps until the next latent switch: randint(low, high), high exclusive (facts 5.1)."""
+    """Control steps until the next latent switch: randint(low, high), high exclusive (docs/reference.md §5.1)."""
     return jax.random.randint(key, tuple(shape), low, high)

@@ -1,5 +1,8 @@
 """A pre-trained ASE model loaded for inference: the low-level policy, its normaliser, the
-discriminator and encoder, and an environment built from the run's own config."""
+discriminator and encoder, and an environment built from the run's own config.
+
+Inference only: nothing here imports the training step or a command-line module.
+"""
 
 from __future__ import annotations
 
@@ -7,55 +10,73 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-from brax.training.acme import running_statistics
-from brax.training.acme.specs import Array as Spec
 
+from ase_jax.agents import ppo
 from ase_jax.agents.ase import networks as ase_networks
-from ase_jax.agents.ase.train import make_networks
 from ase_jax.character import load_character
 from ase_jax.checkpoint import read_checkpoint, select_subtree
-from ase_jax.config import Config, load_config
+from ase_jax.config import Config, from_dict
 from ase_jax.env import HumanoidEnv
+from ase_jax.env import observations as obs_lib
 from ase_jax.errors import AseInputError
 
 
 @dataclasses.dataclass(frozen=True)
 class Pretrained:
     config: Config
-    env: HumanoidEnv
+    env: object  # the run's env (an ase_jax.env.interface.Env); None where only the policy is needed
     networks: ase_networks.ASENetworks
     params: dict  # {"actor", "critic", "disc"}
-    obs_norm: running_statistics.RunningStatisticsState
-    amp_norm: running_statistics.RunningStatisticsState
+    obs_norm: ppo.Normalizer
+    amp_norm: ppo.Normalizer
     step: int
 
     def action(self, obs: jax.Array, z: jax.Array) -> jax.Array:
-        """Deterministic low-level action clip(mu(obs, z), -1, 1), as the frozen LLC acts (facts 6.3)."""
-        obs = running_statistics.normalize(obs, self.obs_norm, max_abs_value=self.config.normalize_obs_clip)
+        """Deterministic low-level action clip(mu(obs, z), -1, 1), as the frozen LLC acts (docs/reference.md §6.3)."""
+        obs = ppo.normalize(obs, self.obs_norm, self.config.ppo.normalize_obs_clip)
         return jnp.clip(self.networks.actor_apply(self.params["actor"], obs, z), -1.0, 1.0)
 
     def disc_logit(self, amp_obs: jax.Array) -> jax.Array:
         """Discriminator logit of flattened (..., H x F) discriminator histories."""
-        amp_obs = running_statistics.normalize(amp_obs, self.amp_norm, max_abs_value=self.config.normalize_obs_clip)
+        amp_obs = ppo.normalize(amp_obs, self.amp_norm, self.config.ppo.normalize_obs_clip)
         return self.networks.disc_logit_apply(self.params["disc"], amp_obs)
 
 
-def load_pretrained(path, **overrides) -> Pretrained:
-    """Loads a run folder (latest checkpoint) or one checkpoint folder; `overrides` change config values
-    that do not affect the networks (e.g. num_envs, state_init)."""
-    workdir, step, arrays, layout, saved = read_checkpoint(path)
+def saved_pretrain_config(saved: dict, where, overrides: dict | None = None) -> Config:
+    """The Config of a saved pre-training run, with `overrides` of keys that do not change the networks."""
     try:
-        config = load_config("default", {**{k: v for k, v in saved.items()}, **overrides})
+        config = from_dict(saved)
+        if config.command != "pretrain":
+            raise AseInputError(f"a {config.command} run, not a pre-training run (python -m ase_jax.pretrain)")
+        return config.replace(**(overrides or {}))
     except AseInputError as e:
-        raise AseInputError(f"{workdir}: the saved config is not valid for this version of ase_jax: {e}") from None
-    character = load_character(config.character)
-    env = HumanoidEnv(dataclasses.replace(config, state_init="default"), character)
-    amp_dim = env.history * env.amp_obs_size
-    nets = make_networks(config, env)
+        raise AseInputError(f"{where}: the saved config is not valid for this version of ase_jax: {e}") from None
+
+
+def pretrained_from_arrays(config: Config, arrays: dict, layout: list, step: int, prefix: str = "",
+                           env=None) -> Pretrained:
+    """The Pretrained model stored under `prefix` of a saved state: "" for a pre-training run
+    (`.params`, `.obs_norm`, `.amp_norm`), ".llc" for the frozen LLC inside a task run."""
+    character = env.character if env is not None else load_character(config.env.character)
+    nets = ase_networks.make_ase_networks(
+        obs_size=obs_lib.policy_obs_size(character),
+        amp_obs_size=config.env.demo_history * obs_lib.amp_obs_size(character), action_size=character.num_actions,
+        latent_dim=config.ase.latent_dim, actor_units=config.ppo.actor_units, style_units=config.ase.style_units,
+        critic_units=config.ppo.critic_units, disc_units=config.ase.disc_units, log_std=config.ppo.action_log_std)
+    path = (lambda name: f".{name}") if not prefix else (lambda name: f"{prefix}['{name}']")
     template = ase_networks.init_params(nets, jax.random.PRNGKey(0))
-    params = select_subtree(arrays, layout, ".params", template)
-    obs_norm = select_subtree(arrays, layout, ".obs_norm",
-                              running_statistics.init_state(Spec((env.obs_size,), jnp.float32)))
-    amp_norm = select_subtree(arrays, layout, ".amp_norm", running_statistics.init_state(Spec((amp_dim,), jnp.float32)))
-    return Pretrained(config, env, nets, jax.tree.map(jnp.asarray, params), jax.tree.map(jnp.asarray, obs_norm),
-                      jax.tree.map(jnp.asarray, amp_norm), step)
+    params = select_subtree(arrays, layout, path("params"), template)
+    obs_norm = select_subtree(arrays, layout, path("obs_norm"), ppo.init_normalizer((nets.obs_size,)))
+    amp_norm = select_subtree(arrays, layout, path("amp_norm"), ppo.init_normalizer((nets.amp_obs_size,)))
+    as_jax = lambda tree: jax.tree.map(jnp.asarray, tree)
+    return Pretrained(config, env, nets, as_jax(params), as_jax(obs_norm), as_jax(amp_norm), step)
+
+
+def load_pretrained(path, **overrides) -> Pretrained:
+    """Loads a pre-training run folder (latest checkpoint) or one checkpoint folder; `overrides`
+    change config values that do not affect the networks (e.g. num_envs, fall_init_prob)."""
+    workdir, step, arrays, layout, saved = read_checkpoint(path)
+    config = saved_pretrain_config(saved, workdir, overrides)
+    character = load_character(config.env.character)
+    env = HumanoidEnv(dataclasses.replace(config.env, state_init="default"), character, seed=config.run.seed)
+    return pretrained_from_arrays(config, arrays, layout, step, env=env)

@@ -1,4 +1,4 @@
-"""Replay buffer of past agent discriminator observations (facts sheet section 5.6).
+"""Replay buffer of past agent discriminator observations (docs/reference.md §5.6).
 
 The reference stores every agent sample until the buffer has seen more than its capacity, then
 keeps each new sample with probability `keep_prob`. Shapes must be static under jit, so here the

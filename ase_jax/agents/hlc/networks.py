@@ -1,4 +1,4 @@
-"""High-level controller networks (facts 6.1): separate actor and critic MLPs; the actor's mean goes
+"""High-level controller networks (docs/reference.md §6.1): separate actor and critic MLPs; the actor's mean goes
 through tanh."""
 
 from __future__ import annotations

@@ -1,17 +1,21 @@
-"""One task-training iteration as a single compiled program (facts sheet section 6).
+"""One task-training iteration as a single compiled program (docs/reference.md §6).
 
-The high-level controller (HLC) sees the humanoid observation plus the task observation and outputs
-an unnormalised 64-D latent; it is clamped to [-1, 1], normalised and held for `llc_steps`
+The high-level controller (HLC) sees the character observation plus the task observation and
+outputs an unnormalised latent; it is clamped to [-1, 1], normalised and held for `llc_steps`
 low-level steps, in which the frozen pre-trained policy acts deterministically. The HLC's reward
 per step is task_reward_w x the mean task reward + disc_reward_w x the mean reward of the frozen
-discriminator over those low-level steps. PPO as in pre-training, without discriminator, encoder,
-diversity or epsilon-greedy. With `scratch`, the policy acts directly (31-D) on the task reward:
-the paper's Scratch baseline.
+discriminator over those low-level steps. The PPO machinery is `ase_jax.agents.ppo`, as in
+pre-training, without discriminator, encoder, diversity or epsilon-greedy. Without an LLC
+(`scratch`), the policy acts directly on the task reward: the paper's Scratch baseline.
 
-When an episode ends inside a high-level step, the environment resets at once (our env resets
-inside its step); the remaining low-level steps run in the new episode but do not count towards
+When an episode ends inside a high-level step, the environment resets at once (our envs reset
+inside their step); the remaining low-level steps run in the new episode but do not count towards
 that transition's reward, and the transition ends with the observation from before the reset.
 (The reference keeps stepping the ended episode until the high-level step is over.)
+
+The frozen LLC's parameters and normalisers are part of the training state, so every task
+checkpoint holds the exact LLC it was trained with (`ase_jax.agents.hlc.policy` plays it back from
+there).
 """
 
 from __future__ import annotations
@@ -19,175 +23,141 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
-from brax.training.acme import running_statistics
-from brax.training.acme.specs import Array as Spec
 from flax import struct
 
+from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses
 from ase_jax.agents.ase.policy import Pretrained
-from ase_jax.agents.ase.train import AXIS, NORM_STD_EPS, TrainFns, pmapped_init, split_over_devices
 from ase_jax.agents.hlc.networks import make_hlc_networks
 from ase_jax.config import Config
-from ase_jax.env.humanoid import EnvState, HumanoidEnv
+from ase_jax.env.interface import Env
 
 
 @struct.dataclass
 class HLCState:
     params: dict  # {"actor", "critic"}: the trained high-level networks
     opt_state: optax.OptState
-    obs_norm: running_statistics.RunningStatisticsState
-    value_norm: running_statistics.RunningStatisticsState
+    obs_norm: ppo.Normalizer
+    value_norm: ppo.Normalizer
     llc: dict  # frozen low-level controller: {"params", "obs_norm", "amp_norm"}; never updated
-    env_state: EnvState
+    env_state: object
     key: jax.Array
     iteration: jax.Array
 
 
-def make_hlc_train_fns(config: Config, env: HumanoidEnv, llc: Pretrained | None) -> TrainFns:
-    devices, local_envs, local_batch, num_minibatches = split_over_devices(config)
-    num_devices = len(devices)
+def llc_state(llc: Pretrained | None) -> dict:
+    """The frozen LLC's arrays as the training state holds them ({} without an LLC)."""
+    return {} if llc is None else {"params": llc.params, "obs_norm": llc.obs_norm, "amp_norm": llc.amp_norm}
+
+
+def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.TrainFns:
+    hp, task = config.ppo, config.task
+    devices, local_envs, local_batch, num_minibatches = ppo.split_over_devices(hp)
     hierarchical = llc is not None
-    action_size = llc.config.latent_dim if hierarchical else env.action_size
-    llc_steps = config.llc_steps if hierarchical else 1
-    actor, critic, init_params = make_hlc_networks(env.obs_size, action_size, config.actor_units, config.critic_units)
-    optimizer = optax.adam(config.learning_rate, eps=1e-8)
-    if config.max_grad_norm > 0:
-        optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optimizer)
-    clip = config.normalize_obs_clip
-    norm = lambda x, s: running_statistics.normalize(x, s, max_abs_value=clip)
-    std = jnp.exp(config.action_log_std)
+    action_size = llc.config.ase.latent_dim if hierarchical else env.action_size
+    llc_steps = task.llc_steps if hierarchical else 1
+    actor, critic, init_params = make_hlc_networks(env.obs_size, action_size, hp.actor_units, hp.critic_units)
+    optimizer = ppo.make_optimizer(hp)
+    norm = lambda x, s: ppo.normalize(x, s, hp.normalize_obs_clip)
 
-    # The frozen LLC sees its inputs clipped as in its own training (and as `Pretrained.action`).
-    llc_norm = lambda x, s: running_statistics.normalize(x, s, max_abs_value=llc.config.normalize_obs_clip)
+    if hierarchical:
+        # The frozen LLC sees its inputs clipped as in its own training (and as `Pretrained.action`).
+        llc_clip = llc.config.ppo.normalize_obs_clip
 
-    def llc_act(llc_state, obs, z):
-        humanoid = llc_norm(obs[..., : env.humanoid_obs_size], llc_state["obs_norm"])
-        return jnp.clip(llc.networks.actor_apply(llc_state["params"]["actor"], humanoid, z), -1.0, 1.0)
+        def llc_act(frozen, obs, z):
+            character_obs = ppo.normalize(obs[..., : env.character_obs_size], frozen["obs_norm"], llc_clip)
+            return jnp.clip(llc.networks.actor_apply(frozen["params"]["actor"], character_obs, z), -1.0, 1.0)
 
-    def llc_disc_reward(llc_state, amp_obs):
-        logits = llc.networks.disc_logit_apply(llc_state["params"]["disc"], llc_norm(amp_obs, llc_state["amp_norm"]))
-        return losses.disc_reward(logits, llc.config.disc_reward_scale)
+        def llc_disc_reward(frozen, amp_obs):
+            logits = llc.networks.disc_logit_apply(frozen["params"]["disc"],
+                                                   ppo.normalize(amp_obs, frozen["amp_norm"], llc_clip))
+            return losses.disc_reward(logits, llc.config.ase.disc_reward_scale)
 
-    def init(param_key, env_key):
+    def init(param_key, env_key) -> HLCState:
         params = init_params(param_key)
-        llc_state = {} if not hierarchical else {"params": llc.params, "obs_norm": llc.obs_norm,
-                                                 "amp_norm": llc.amp_norm}
         return HLCState(
-            params=params, opt_state=optimizer.init(params),
-            obs_norm=running_statistics.init_state(Spec((env.obs_size,), jnp.float32), std_eps=NORM_STD_EPS),
-            value_norm=running_statistics.init_state(Spec((), jnp.float32), std_eps=NORM_STD_EPS),
-            llc=llc_state,
+            params=params, opt_state=optimizer.init(params), obs_norm=ppo.init_normalizer((env.obs_size,)),
+            value_norm=ppo.init_normalizer(()), llc=llc_state(llc),
             env_state=jax.vmap(env.reset)(jax.random.split(env_key, local_envs)),
             key=jax.random.fold_in(env_key, 1), iteration=jnp.zeros((), jnp.int32))
 
-    def act_in_env(llc_state, env_state, action):
-        """One high-level step: (next env state, task reward, disc reward, next_obs, done, terminated, ...)."""
+    def act_in_env(frozen, env_state, action):
+        """One high-level step: (next env state, outcome dict of per-env arrays)."""
         if not hierarchical:
             s = jax.vmap(env.step)(env_state, action)
-            return s, s.reward, jnp.zeros_like(s.reward), s.next_obs, s.done, s.terminated, \
-                s.metrics["episode_length"], s.metrics["nonfinite"]
+            return s, {"task_reward": s.reward, "disc_reward": jnp.zeros_like(s.reward), "next_obs": s.next_obs,
+                       "done": s.done, "terminated": s.terminated, "episode_length": s.metrics["episode_length"],
+                       "nonfinite": s.metrics["nonfinite"]}
         z = action / jnp.maximum(jnp.linalg.norm(action, axis=-1, keepdims=True), 1e-6)
 
         def low(carry, _):
-            s, task, disc, count, next_obs, done, term, length, bad = carry
-            s = jax.vmap(env.step)(s, llc_act(llc_state, s.obs, z))
-            alive = 1.0 - done
-            task = task + alive * s.reward
-            disc = disc + alive * llc_disc_reward(llc_state, s.next_amp_obs.reshape(local_envs, -1))
-            next_obs = jnp.where(alive[:, None] > 0, s.next_obs, next_obs)
-            length = length + alive * s.metrics["episode_length"]
-            bad = bad + alive * s.metrics["nonfinite"]
-            term = jnp.maximum(term, alive * s.terminated)
-            return (s, task, disc, count + alive, next_obs, jnp.maximum(done, s.done), term, length, bad), None
+            s, out, count = carry
+            s = jax.vmap(env.step)(s, llc_act(frozen, s.obs, z))
+            alive = 1.0 - out["done"]  # low-level steps after an episode ended do not count
+            out = {"task_reward": out["task_reward"] + alive * s.reward,
+                   "disc_reward": out["disc_reward"] + alive * llc_disc_reward(frozen, s.next_amp_obs.reshape(
+                       local_envs, -1)),
+                   "next_obs": jnp.where(alive[:, None] > 0, s.next_obs, out["next_obs"]),
+                   "done": jnp.maximum(out["done"], s.done),
+                   "terminated": jnp.maximum(out["terminated"], alive * s.terminated),
+                   "episode_length": out["episode_length"] + alive * s.metrics["episode_length"],
+                   "nonfinite": out["nonfinite"] + alive * s.metrics["nonfinite"]}
+            return (s, out, count + alive), None
 
         zeros = jnp.zeros(local_envs)
-        carry = (env_state, zeros, zeros, zeros, env_state.obs, zeros, zeros, zeros, zeros)
-        (s, task, disc, count, next_obs, done, term, length, bad), _ = jax.lax.scan(low, carry, None, llc_steps)
-        return s, task / count, disc / count, next_obs, done, term, length, bad
+        out = {"task_reward": zeros, "disc_reward": zeros, "next_obs": env_state.obs, "done": zeros,
+               "terminated": zeros, "episode_length": zeros, "nonfinite": zeros}
+        (s, out, count), _ = jax.lax.scan(low, (env_state, out, zeros), None, llc_steps)
+        return s, dict(out, task_reward=out["task_reward"] / count, disc_reward=out["disc_reward"] / count)
 
     def rollout(state: HLCState, key):
         def step(env_state, key):
-            k_noise = key
             mu = actor.apply(state.params["actor"], norm(env_state.obs, state.obs_norm))
-            raw = mu + std * jax.random.normal(k_noise, mu.shape)
-            log_prob = losses.gaussian_log_prob(raw, mu, config.action_log_std)
-            next_state, task_r, disc_r, next_obs, done, term, length, bad = act_in_env(
-                state.llc, env_state, jnp.clip(raw, -1.0, 1.0))
-            reward = (config.task_reward_w * task_r + config.disc_reward_w * disc_r) if hierarchical else task_r
-            out = {"obs": env_state.obs, "next_obs": next_obs, "actions": raw, "log_prob": log_prob,
-                   "reward": reward, "task_reward": task_r, "disc_reward": disc_r, "done": done,
-                   "terminated": term, "episode_length": length, "nonfinite": bad}
-            return next_state, out
+            raw, log_prob = ppo.sample_actions(key, mu, hp.action_log_std)
+            next_state, out = act_in_env(state.llc, env_state, jnp.clip(raw, -1.0, 1.0))
+            reward = (task.task_reward_w * out["task_reward"] + task.disc_reward_w * out["disc_reward"]
+                      if hierarchical else out["task_reward"])
+            return next_state, dict(out, obs=env_state.obs, actions=raw, log_prob=log_prob, reward=reward)
 
-        return jax.lax.scan(step, state.env_state, jax.random.split(key, config.horizon))
-
-    def loss_fn(params, obs_norm, value_norm, mb):
-        obs = norm(mb["obs"], obs_norm)
-        mu = actor.apply(params["actor"], obs)
-        ones = jnp.ones(mu.shape[0])
-        log_prob = losses.gaussian_log_prob(mb["actions"], mu, config.action_log_std)
-        actor_loss = losses.ppo_actor_loss(log_prob, mb["log_prob"], mb["advantages"], ones, config.ppo_clip)
-        critic_loss = losses.critic_loss(critic.apply(params["critic"], obs),
-                                         running_statistics.normalize(mb["returns"], value_norm))
-        bounds_loss = losses.bounds_loss(mu, ones)
-        total = actor_loss + config.critic_coef * critic_loss + config.bounds_coef * bounds_loss
-        return total, {"loss/total": total, "loss/actor": actor_loss, "loss/critic": critic_loss,
-                       "loss/bounds": bounds_loss}
-
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        return jax.lax.scan(step, state.env_state, jax.random.split(key, hp.horizon))
 
     def train_step(state: HLCState):
         key, k_roll, k_update = jax.random.split(state.key, 3)
         env_state, traj = rollout(state, k_roll)
-        value = lambda o: running_statistics.denormalize(
-            critic.apply(state.params["critic"], norm(o, state.obs_norm)), state.value_norm)
-        values, next_values = value(traj["obs"]), value(traj["next_obs"])
-        advantages, returns = losses.compute_gae(traj["reward"], values, next_values, traj["done"],
-                                                 traj["terminated"], config.gamma, config.gae_lambda)
-        advantages = losses.standardize(advantages, jnp.ones_like(advantages), axis_name=AXIS)
-        obs_norm = running_statistics.update(state.obs_norm, traj["obs"].reshape(-1, env.obs_size),
-                                             pmap_axis_name=AXIS)
+        value = lambda o: ppo.denormalize(critic.apply(state.params["critic"], norm(o, state.obs_norm)),
+                                          state.value_norm)
+        values = value(traj["obs"])
+        ones = jnp.ones_like(values)
+        advantages, returns, raw_advantage_std = ppo.advantages_and_returns(
+            traj["reward"], values, value(traj["next_obs"]), traj["done"], traj["terminated"], ones, hp)
+        obs_norm = ppo.update_normalizer(state.obs_norm, traj["obs"].reshape(-1, env.obs_size))
         # Values and returns, as in pre-training (rl_games).
-        value_norm = running_statistics.update(state.value_norm, jnp.concatenate([values.ravel(), returns.ravel()]),
-                                               pmap_axis_name=AXIS)
-        batch = {"obs": traj["obs"], "actions": traj["actions"], "log_prob": traj["log_prob"],
-                 "advantages": advantages, "returns": returns}
-        batch = jax.tree.map(lambda x: x.reshape((local_batch,) + x.shape[2:]), batch)
+        value_norm = ppo.update_normalizer(state.value_norm, jnp.concatenate([values.ravel(), returns.ravel()]))
 
-        def minibatch_step(carry, mb):
-            params, opt_state = carry
-            (_, metrics), grads = grad_fn(params, obs_norm, value_norm, mb)
-            grads = jax.lax.pmean(grads, AXIS)
-            finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-            updates, new_opt_state = optimizer.update(grads, opt_state, params)
-            new = (optax.apply_updates(params, updates), new_opt_state)
-            params, opt_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, (params, opt_state))
-            metrics["skipped_updates"] = 1.0 - finite.astype(jnp.float32)
-            return (params, opt_state), metrics
+        def minibatch_loss(params, minibatch, key):
+            def loss(params):
+                obs = norm(minibatch["obs"], obs_norm)
+                mu = actor.apply(params["actor"], obs)
+                return ppo.ppo_loss(mu, critic.apply(params["critic"], obs), minibatch, jnp.ones(mu.shape[0]),
+                                    value_norm, hp)
+            return jax.value_and_grad(loss, has_aux=True)(params)
 
-        def epoch(carry, key):
-            perm = jax.random.permutation(key, local_batch)
-            shuffled = jax.tree.map(lambda x: x[perm].reshape((num_minibatches, -1) + x.shape[1:]), batch)
-            return jax.lax.scan(minibatch_step, carry, shuffled)
-
-        (params, opt_state), metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
-                                                    jax.random.split(k_update, config.mini_epochs))
+        batch = ppo.flatten_time({"obs": traj["obs"], "actions": traj["actions"], "log_prob": traj["log_prob"],
+                                  "advantages": advantages, "returns": returns})
+        params, opt_state, metrics = ppo.update(minibatch_loss, optimizer, state.params, state.opt_state, batch,
+                                                k_update, hp, num_minibatches)
         finished = traj["done"].sum()
-        metrics = jax.tree.map(jnp.mean, metrics)
         metrics.update({"reward/total": traj["reward"].mean(), "reward/task": traj["task_reward"].mean(),
                         "reward/disc": traj["disc_reward"].mean(),
                         "episode/length": traj["episode_length"].sum() / jnp.maximum(finished, 1.0),
-                        "episode/finished": finished, "env/nonfinite": traj["nonfinite"].sum()})
-        sums = {"episode/finished", "env/nonfinite"}
-        metrics = {k: (jax.lax.psum(v, AXIS) if k in sums else jax.lax.pmean(v, AXIS)) for k, v in metrics.items()}
+                        "episode/finished": finished, "env/nonfinite": traj["nonfinite"].sum(),
+                        "advantage/std_raw": raw_advantage_std})
+        metrics = ppo.reduce_metrics(metrics, sums={"episode/finished", "env/nonfinite"})
         return state.replace(params=params, opt_state=opt_state, obs_norm=obs_norm, value_norm=value_norm,
                              env_state=env_state, key=key, iteration=state.iteration + 1), metrics
 
-    def rollout_only(state):
+    def rollout_only(state: HLCState):
         env_state, traj = rollout(state, state.key)
         return state.replace(env_state=env_state), traj["done"].sum()
 
-    return TrainFns(init=pmapped_init(init, devices), loss_and_grad=grad_fn,
-                    step=jax.pmap(train_step, axis_name=AXIS, devices=devices, donate_argnums=0),
-                    rollout=jax.pmap(rollout_only, axis_name=AXIS, devices=devices), networks=(actor, critic),
-                    num_devices=num_devices)
+    return ppo.compile_train_fns(init, train_step, rollout_only, devices, (actor, critic))

@@ -1,8 +1,13 @@
 """Authoring motion clips from keyframes: the pieces `motions/make_bundled.py` is built from.
 
+This is a script-side module, not part of the `ase_jax` package: only the generator uses it, and
+it needs scipy (interpolation, smoothing, rotation matrices), which the runtime does not
+(`pip install -e .[authoring]`). `make_bundled.py` puts this folder on sys.path and imports it as
+`authoring`.
+
 A clip is authored as per-frame *local* joint rotations (wxyz) plus a root translation, then
-`make_clip` adds the stored body velocities the way poselib computed them for the ASE data (facts
-sheet 1.1) and returns a `RawClip` that `save_clip` writes in the ASE `.npy` layout.
+`make_clip` adds the stored body velocities the way poselib computed them for the ASE data (docs/reference.md
+§1.1) and returns a `RawClip` that `save_clip` writes in the ASE `.npy` layout.
 
 Typical use:
 
@@ -15,9 +20,11 @@ Typical use:
   and its sole touches the floor exactly. This replaces a "ground and fix feet" post-pass.
   `limb_ik` is the same solver for arms (e.g. a sword hand following a path in the torso frame).
 * `measure_clip` gives the plausibility numbers (lowest geom, foot heights, foot slide while in
-  contact, self-penetration, joint-limit use) computed with MuJoCo kinematics on the MJCF.
+  contact, self-penetration, joint-limit use) computed with MuJoCo kinematics on the MJCF, from the
+  qpos that `ase_jax.motions.convert` makes of the clip (the same conversion training uses).
 
-All functions are numpy (float64), deterministic, and take the MuJoCo model of the character.
+All functions are numpy (float64), deterministic, and take the MuJoCo model of the character
+(`measure_clip` the loaded `Character`).
 Quaternions are wxyz except inside `RawClip`, which stores xyzw like the ASE files.
 """
 
@@ -33,15 +40,16 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from ase_jax import quat
-from ase_jax.character import Joint, read_joints
+from ase_jax.character import Character, Joint, read_joints
+from ase_jax.motions.convert import local_rotation_to_qpos
 from ase_jax.motions.kinematics import forward_kinematics
 from ase_jax.motions.npy_format import RawClip, Skeleton
 
-# Root row of `local_translation` in the ASE sword-and-shield files (facts sheet 1.1). Forward
+# Root row of `local_translation` in the ASE sword-and-shield files (docs/reference.md §1.1). Forward
 # kinematics never reads it (the root uses `root_translation`), so it only matters for fidelity.
 ASE_ROOT_OFFSET = (0.0, 0.0, 1.0)
 
-# poselib smooths the stored velocities with a Gaussian of this many frames (facts sheet 1.1).
+# poselib smooths the stored velocities with a Gaussian of this many frames (docs/reference.md §1.1).
 VELOCITY_SMOOTHING_SIGMA = 2.0
 
 
@@ -71,7 +79,7 @@ def _quat_pos(q):
 
 
 def compute_velocities(local_rotation_wxyz, root_translation, fps, skeleton: Skeleton):
-    """World linear and angular velocity of every body, as poselib stored them (facts sheet 1.1).
+    """World linear and angular velocity of every body, as poselib stored them (docs/reference.md §1.1).
 
     poselib `SkeletonMotion._compute_velocity`: np.gradient of the global body positions along time,
     divided by dt, then a Gaussian filter (sigma = 2 frames, mode 'nearest') along time.
@@ -133,11 +141,6 @@ def continuous_sign(q):
 def joint_table(model: mujoco.MjModel) -> dict[str, Joint]:
     """The non-root joints of the character by MJCF joint name."""
     return {joint.name: joint for joint in read_joints(model)}
-
-
-def body_index(model: mujoco.MjModel, name: str) -> int:
-    """Skeleton index (MuJoCo body id - 1) of a body."""
-    return int(model.body(name).id) - 1
 
 
 def exp_map(*rotations) -> np.ndarray:
@@ -428,17 +431,6 @@ def leg_ik(model: mujoco.MjModel, thigh: str, pelvis_pos, pelvis_quat, foot_pos,
                    max_extension=max_extension)
 
 
-def frame_quat(x_axis, z_hint) -> np.ndarray:
-    """Rotation (wxyz) whose x axis is `x_axis` and whose z axis is `z_hint` made perpendicular."""
-    x = np.asarray(x_axis, np.float64)
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    z = np.broadcast_to(np.asarray(z_hint, np.float64), x.shape)
-    z = z - np.sum(z * x, axis=-1, keepdims=True) * x
-    z = z / np.linalg.norm(z, axis=-1, keepdims=True)
-    y = np.cross(z, x)
-    return matrix_to_quat(np.stack([x, y, z], axis=-1))
-
-
 def matrix_to_quat(m) -> np.ndarray:
     """Rotation matrices (..., 3, 3) to quaternions (..., 4) wxyz with w >= 0."""
     m = np.asarray(m, np.float64)
@@ -449,23 +441,6 @@ def matrix_to_quat(m) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Checks
 # ----------------------------------------------------------------------------------------------
-
-def local_rotation_to_qpos(model: mujoco.MjModel, local_rotation_wxyz, root_translation) -> np.ndarray:
-    """MuJoCo qpos (T, nq) of a clip: root, root quaternion, ball quaternions, hinge angles."""
-    rot = np.asarray(local_rotation_wxyz, np.float64)
-    qpos = np.zeros(rot.shape[:-2] + (model.nq,))
-    qpos[..., 0:3] = root_translation
-    qpos[..., 3:7] = rot[..., 0, :]
-    for info in joint_table(model).values():
-        q = rot[..., info.body, :]
-        if info.kind == "ball":
-            qpos[..., info.qpos_adr:info.qpos_adr + 4] = q
-        else:
-            axis, angle = quat.to_axis_angle(q)
-            theta = angle * (axis @ info.axis)
-            qpos[..., info.qpos_adr] = (theta + np.pi) % (2 * np.pi) - np.pi
-    return qpos
-
 
 def geom_lowest_z(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
     """Height of the lowest point of every geom (planes: +inf) after mj_kinematics."""
@@ -508,7 +483,6 @@ class ClipMeasures:
     num_frames: int
     seconds: float
     root_speed: float  # horizontal root displacement / duration (m/s)
-    root_height: tuple[float, float]
     min_geom_z: float  # lowest point of any character geom over all frames
     lowest_non_foot_z: float  # lowest point of any geom that is not a foot
     max_lowest_foot_z: float  # over frames, height of the lower foot (0 = a foot always touches)
@@ -517,13 +491,13 @@ class ClipMeasures:
     self_penetration_pair: str
     max_joint_limit_excess: float  # largest excess over a joint's range (rad; <= 0 within range)
     max_joint_limit_joint: str
-    max_velocity_integral_error: float  # |sum(stored root vel) dt - displacement| (m)
 
 
-def measure_clip(model: mujoco.MjModel, clip: RawClip, contact_height=0.005) -> ClipMeasures:
-    """Plausibility numbers of a clip for the character in `model` (see `ClipMeasures`)."""
+def measure_clip(character: Character, clip: RawClip, contact_height=0.005) -> ClipMeasures:
+    """Plausibility numbers of a clip for `character` (see `ClipMeasures`)."""
+    model = character.model
     rot = quat.from_xyzw(clip.local_rotation)
-    qpos = local_rotation_to_qpos(model, rot, clip.root_translation)
+    qpos = local_rotation_to_qpos(clip.root_translation, rot, character)
     data = mujoco.MjData(model)
     coll_model = _self_collision_model(model)
     coll_data = mujoco.MjData(coll_model)
@@ -564,7 +538,7 @@ def measure_clip(model: mujoco.MjModel, clip: RawClip, contact_height=0.005) -> 
                 slide = max(slide, run)
     # Joint limits: how far any joint goes past its MJCF range (radians, 0 = within).
     worst, worst_joint = 0.0, ""
-    for info in joint_table(model).values():
+    for info in character.joints:
         if info.kind == "ball":
             _, ang = quat.to_axis_angle(rot[:, info.body])
             over = np.abs(ang) - info.range[1]
@@ -573,19 +547,14 @@ def measure_clip(model: mujoco.MjModel, clip: RawClip, contact_height=0.005) -> 
             over = np.maximum(info.range[0] - v, v - info.range[1])
         if float(over.max()) > worst or not worst_joint:
             worst, worst_joint = float(over.max()), info.name
-    root = clip.root_translation
-    dt = 1.0 / clip.fps
-    disp = root[-1] - root[0]
-    integ = np.sum(0.5 * (clip.global_velocity[1:, 0] + clip.global_velocity[:-1, 0]), axis=0) * dt
+    disp = clip.root_translation[-1] - clip.root_translation[0]
     return ClipMeasures(
         num_frames=num_frames, seconds=clip.length,
         root_speed=float(np.linalg.norm(disp[:2]) / clip.length),
-        root_height=(float(root[:, 2].min()), float(root[:, 2].max())),
         min_geom_z=float(lowest[:, char_geoms].min()),
         lowest_non_foot_z=float(lowest[:, other_geoms].min()),
         max_lowest_foot_z=float(lowest[:, foot_geoms].min(axis=1).max()),
         max_foot_slide=float(slide),
         max_self_penetration=float(pen), self_penetration_pair=pen_pair,
         max_joint_limit_excess=worst, max_joint_limit_joint=worst_joint,
-        max_velocity_integral_error=float(np.linalg.norm(integ - disp)),
     )

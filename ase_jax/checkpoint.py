@@ -203,8 +203,10 @@ def _flat_config(config: dict, prefix: str = "") -> dict:
 
 
 def config_differences(saved: dict, now: dict) -> list[str]:
-    """Readable lines for the config values (nested sections as dotted keys) that differ."""
-    saved, now = _flat_config(saved), _flat_config(now)
+    """Readable lines for the config values (nested sections as dotted keys) that differ; the run
+    section (where to write, how long to run) may change on resume and is left out."""
+    ignore = lambda flat: {k: v for k, v in flat.items() if not k.startswith("run.")}
+    saved, now = ignore(_flat_config(saved)), ignore(_flat_config(now))
     missing = object()
     out = []
     for key in list(now) + [k for k in saved if k not in now]:

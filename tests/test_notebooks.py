@@ -1,7 +1,7 @@
 """The notebooks in notebooks/ run top to bottom in tiny mode, in order, so that they never rot.
 
 They run in one folder, so the task and skill notebooks reuse the quick start's pre-training run, as
-they do for a user. Their kernels share the tests' compilation cache folder.
+they do for a user (or make their own when run alone). Their kernels share the tests' compilation cache folder.
 """
 
 import os
@@ -14,6 +14,10 @@ nbformat = pytest.importorskip("nbformat", reason="the dev extras (nbformat, nbc
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+# Each notebook takes 4-6 minutes on a 2-core CPU (a fresh kernel compiles its own programs). The
+# quick start runs in every suite; the others are heavy (`python -m pytest -m heavy`).
+HEAVY = {"02_task_training", "03_skill_exploration"}
+PARAMS = [pytest.param(p, id=p.stem, marks=[pytest.mark.heavy] if p.stem in HEAVY else []) for p in NOTEBOOKS]
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +25,7 @@ def notebook_runs(tmp_path_factory):
     return tmp_path_factory.mktemp("notebook_runs")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", PARAMS)
 def test_notebook_runs_in_tiny_mode(path, notebook_runs, monkeypatch):
     # The kernel inherits this process's environment.
     monkeypatch.setenv("ASE_JAX_NOTEBOOK_TINY", "1")

@@ -65,7 +65,7 @@ def test_resume_refuses_a_different_run(two_iterations):
     from ase_jax.errors import AseInputError
 
     workdir, _ = two_iterations
-    with pytest.raises(AseInputError, match="num_envs=4, but this run has num_envs=8"):
+    with pytest.raises(AseInputError, match=r"ppo.num_envs: saved 4, now 8.*left as they are"):
         train(_config(workdir, num_envs=8, total_steps=128))
 
 

@@ -172,3 +172,35 @@ def test_llc_errors(tiny_llc, tmp_path, capsys):
             build(load_config("task_tiny", overrides))
     assert task_main(["--name=hedding", f"--llc={tiny_llc}"]) == 1
     assert "did you mean 'heading'" in capsys.readouterr().err
+
+
+def test_task_playback_uses_the_llc_it_was_trained_with(tiny_pretrained_run, tmp_path):
+    """Continuing the pre-training in the --llc folder does not change a task run's playback: the
+    task checkpoint holds its frozen LLC (and that LLC's config)."""
+    import io
+    import shutil
+
+    from rich.console import Console
+
+    from ase_jax.agents.hlc.policy import load_task_policy
+    from ase_jax.pretrain import train as pretrain
+    from ase_jax.task import train as train_task
+
+    quiet = lambda: Console(file=io.StringIO())
+    llc_dir, task_dir = tmp_path / "llc", tmp_path / "task"
+    shutil.copytree(tiny_pretrained_run, llc_dir)
+    train_task(load_config("task_tiny", {"name": "heading", "llc": str(llc_dir), "workdir": str(task_dir),
+                                         "total_steps": 16}), console=quiet())
+    trained_with = load_pretrained(llc_dir)
+    before = load_task_policy(task_dir).llc
+    pretrain(load_config("tiny", {"workdir": str(llc_dir), "total_steps": 64}), console=quiet())  # one more iteration
+    continued = load_pretrained(llc_dir)
+    assert continued.step > trained_with.step
+    after = load_task_policy(task_dir).llc
+    for a, b, c in zip(jax.tree.leaves(trained_with.params), jax.tree.leaves(after.params),
+                       jax.tree.leaves(before.params)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(b, c)
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(continued.params),
+                                                         jax.tree.leaves(after.params)))
+    assert after.config == trained_with.config

@@ -56,9 +56,9 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, step: int, state, config: dict) -> None:
-        state = jax.device_get(state)
-        layout = {"format": FORMAT, "leaves": {path: _spec(leaf) for path, leaf in _leaves_by_path(state).items()}}
-        arrays = {path: np.asarray(leaf) for path, leaf in _leaves_by_path(state).items() if np.size(leaf) > 0}
+        leaves = _leaves_by_path(jax.device_get(state))
+        layout = {"format": FORMAT, "leaves": {path: _spec(leaf) for path, leaf in leaves.items()}}
+        arrays = {path: np.asarray(leaf) for path, leaf in leaves.items() if np.size(leaf) > 0}
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
                                                         config=ocp.args.JsonSave(config),
                                                         layout=ocp.args.JsonSave(layout)))
@@ -108,13 +108,12 @@ class Checkpointer:
         arrays = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
         return dict(arrays), layout, dict(restored["config"])
 
-    def restore_latest_readable(self, target, config: dict | None = None, check_config=None, log=logging.warning):
+    def restore_latest_readable(self, target, config: dict | None = None, log=logging.warning):
         """(state, step) from the newest checkpoint that can be read, or (None, None) if there is none.
 
         `target` is as for `restore` (`jax.eval_shape` of the init needs no compilation); `config`
-        is this run's config, named in the message of a mismatch. `check_config(saved_config)` may
-        raise AseInputError for a run that cannot be resumed with this config. A mismatch, an older
-        checkpoint format or such an error propagates and nothing is moved or changed.
+        is this run's config, named in the message of a mismatch. A mismatch or an older checkpoint
+        format propagates and nothing is moved or changed.
 
         Unreadable checkpoints (truncated or corrupted files) are moved to `corrupt_checkpoints/`
         beside `checkpoints/` with a warning, so that nothing saved is ever deleted and the step can
@@ -122,8 +121,6 @@ class Checkpointer:
         """
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                if check_config is not None:
-                    check_config(self.saved_config(step))
                 return self.restore(step, target, config), step
             except AseInputError:
                 raise

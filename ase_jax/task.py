@@ -33,7 +33,7 @@ def load_llc(config: Config) -> Pretrained:
     if not config.task.llc:
         raise AseInputError("task training needs --llc=RUN_FOLDER (a python -m ase_jax.pretrain run), or --scratch")
     try:
-        llc = load_pretrained(config.task.llc)
+        llc = load_pretrained(config.task.llc, build_env=False)  # it drives the task's env
     except AseInputError as e:
         raise AseInputError(f"--llc={config.task.llc}: {e}") from None
     for key in LLC_SHARED_KEYS:
@@ -47,8 +47,7 @@ def load_llc(config: Config) -> Pretrained:
 def build(config: Config):
     """(config with the task's own overrides, env, frozen LLC or None for --scratch)."""
     llc = None if config.task.scratch else load_llc(config)
-    character = llc.env.character if llc is not None else load_character(config.env.character)
-    config, env = task_env(config, character)
+    config, env = task_env(config, load_character(config.env.character))  # the LLC's: checked above
     return config, env, llc
 
 

@@ -172,12 +172,11 @@ def make_ase_networks(
         log_std=float(log_std))
 
 
-def networks_for(config, env) -> ASENetworks:
-    """The ASE networks sized for `env` (any `ase_jax.env.interface.Env`) with a pre-training
-    config's layer sizes."""
+def networks_for(config, obs_size: int, amp_obs_size: int, action_size: int) -> ASENetworks:
+    """The ASE networks for these input and action sizes with a pre-training config's layer sizes
+    (`amp_obs_size`: one flattened discriminator history)."""
     return make_ase_networks(
-        obs_size=env.obs_size, amp_obs_size=env.history * env.amp_obs_size, action_size=env.action_size,
-        latent_dim=config.ase.latent_dim, actor_units=config.ppo.actor_units, style_units=config.ase.style_units,
+        obs_size=obs_size, amp_obs_size=amp_obs_size, action_size=action_size, latent_dim=config.ase.latent_dim, actor_units=config.ppo.actor_units, style_units=config.ase.style_units,
         critic_units=config.ppo.critic_units, disc_units=config.ase.disc_units, log_std=config.ppo.action_log_std)
 
 

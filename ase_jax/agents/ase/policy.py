@@ -53,16 +53,13 @@ def saved_pretrain_config(saved: dict, where, overrides: dict | None = None) -> 
         raise AseInputError(f"{where}: the saved config is not valid for this version of ase_jax: {e}") from None
 
 
-def pretrained_from_arrays(config: Config, arrays: dict, layout: list, step: int, prefix: str = "",
+def pretrained_from_arrays(config: Config, arrays: dict, layout: dict, step: int, prefix: str = "",
                            env=None) -> Pretrained:
     """The Pretrained model stored under `prefix` of a saved state: "" for a pre-training run
     (`.params`, `.obs_norm`, `.amp_norm`), ".llc" for the frozen LLC inside a task run."""
     character = env.character if env is not None else load_character(config.env.character)
-    nets = ase_networks.make_ase_networks(
-        obs_size=obs_lib.policy_obs_size(character),
-        amp_obs_size=config.env.demo_history * obs_lib.amp_obs_size(character), action_size=character.num_actions,
-        latent_dim=config.ase.latent_dim, actor_units=config.ppo.actor_units, style_units=config.ase.style_units,
-        critic_units=config.ppo.critic_units, disc_units=config.ase.disc_units, log_std=config.ppo.action_log_std)
+    nets = ase_networks.networks_for(config, obs_lib.policy_obs_size(character),
+                                     config.env.demo_history * obs_lib.amp_obs_size(character), character.num_actions)
     path = (lambda name: f".{name}") if not prefix else (lambda name: f"{prefix}['{name}']")
     template = ase_networks.init_params(nets, jax.random.PRNGKey(0))
     params = select_subtree(arrays, layout, path("params"), template)
@@ -72,11 +69,14 @@ def pretrained_from_arrays(config: Config, arrays: dict, layout: list, step: int
     return Pretrained(config, env, nets, as_jax(params), as_jax(obs_norm), as_jax(amp_norm), step)
 
 
-def load_pretrained(path, **overrides) -> Pretrained:
+def load_pretrained(path, build_env: bool = True, **overrides) -> Pretrained:
     """Loads a pre-training run folder (latest checkpoint) or one checkpoint folder; `overrides`
-    change config values that do not affect the networks (e.g. num_envs, fall_init_prob)."""
+    change config values that do not affect the networks (e.g. num_envs, fall_init_prob). Without
+    `build_env` the model's `env` is None (a frozen LLC drives the task's env, not its own)."""
     workdir, step, arrays, layout, saved = read_checkpoint(path)
     config = saved_pretrain_config(saved, workdir, overrides)
-    character = load_character(config.env.character)
-    env = HumanoidEnv(dataclasses.replace(config.env, state_init="default"), character, seed=config.run.seed)
+    env = None
+    if build_env:
+        env = HumanoidEnv(dataclasses.replace(config.env, state_init="default"), load_character(config.env.character),
+                          seed=config.run.seed)
     return pretrained_from_arrays(config, arrays, layout, step, env=env)

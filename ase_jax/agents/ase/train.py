@@ -76,7 +76,7 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
     devices, local_envs, local_batch, num_minibatches = ppo.split_over_devices(hp, num_devices)
     amp_rows = ase.amp_minibatch_size
     amp_dim = env.history * env.amp_obs_size
-    nets = ase_networks.networks_for(config, env)
+    nets = ase_networks.networks_for(config, env.obs_size, amp_dim, env.action_size)
     optimizer = ppo.make_optimizer(hp)
     norm = lambda x, s: ppo.normalize(x, s, hp.normalize_obs_clip)
 

@@ -3,6 +3,7 @@
     python -m ase_jax.bench env   [--steps=K] [--config=NAME] [--key=value ...]
     python -m ase_jax.bench train [--iterations=K] [--profile=DIR] [--config=NAME] [--key=value ...]
     python -m ase_jax.bench all   [--sizes=16,64] [--steps=K] [--out=FILE.json] [--compare=OLD.json]
+    python -m ase_jax.bench learn [--out=DIR] [--ablation=no_sd] [...]   (see ase_jax/bench_learn.py)
 
 `all` measures, in one process and on the same model, for each env count: C MuJoCo on the CPU
 (`mujoco.rollout`, all cores) doing the same physics, bare `mjx.step`, our env step, and one full
@@ -253,6 +254,10 @@ def _print_table(results: dict, old: dict | None) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "learn":  # the learning protocol has a module (and flags) of its own
+        from ase_jax import bench_learn
+
+        return bench_learn.main(argv[1:])
     if not argv or argv[0] not in ("env", "train", "all"):
         print(__doc__, file=sys.stderr)
         return 2

@@ -94,17 +94,23 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
         total_iterations = min(total_iterations, start + max_iterations)
     logger = RunLogger(workdir)
     last = {}
-    progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.completed}/{task.total} it"),
-                        TextColumn("{task.fields[sps]} steps/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                        TimeRemainingColumn(), console=console, transient=False)
+    # The first iteration compiles the whole training step (minutes on a CPU for the reference
+    # sizes): the bar says so, with the elapsed time ticking, until it returns.
+    progress = Progress(TextColumn(f"[bold]{label}"), TextColumn("{task.fields[phase]}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total} it"), TextColumn("{task.fields[sps]} steps/s"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                        transient=False)
     try:
         with progress:
-            task = progress.add_task("train", total=total_iterations, completed=start, sps="-")
+            task = progress.add_task("train", total=total_iterations, completed=start, sps="-",
+                                     phase="[yellow]compiling the training step[/]")
             tick, tick_iteration = None, start
             bad_iterations = 0
             for iteration in range(start, total_iterations):
                 state, metrics = fns.step(state)
                 done = iteration + 1
+                if iteration == start:
+                    progress.update(task, phase="")
                 # Every update of this iteration skipped for non-finite gradients: count, and stop if it persists.
                 if float(np.asarray(metrics["skipped_updates"])[0]) >= 1.0:
                     bad_iterations += 1

@@ -1,0 +1,416 @@
+"""`python -m ase_jax.bench learn`: a fixed protocol that measures what pre-training learns.
+
+    python -m ase_jax.bench learn [--out=DIR] [--ablation=no_sd|no_div] [--samples=N] [--minutes=M]
+                                  [--eval_every=K] [--eval_envs=E] [--eval_seconds=S] [--video=false]
+                                  [--config=cpu] [--key=value ...]
+    python -m ase_jax.bench learn --plot=OUT.png DIR [DIR ...]      (curves of earlier runs, overlaid)
+
+The protocol (the defaults; BENCHMARKS.md, "Learning", has its figures): the `cpu` config (the
+sword-and-shield character on the bundled clips, 64 envs, 256-wide networks: what
+`python -m ase_jax.pretrain` trains on a CPU), seed 0, 1,024,000 policy samples (500 iterations;
+about 20 minutes on 2 CPU cores), evaluated before training and every 50 iterations. Training metrics are
+averaged over the iterations since the previous evaluation:
+
+    disc reward, disc accuracy on demo and agent samples     (training metrics)
+    diversity loss: how little the actions depend on z       (training metric; 1 = not at all)
+
+Each evaluation rolls out `eval_envs` characters from the standing pose for `eval_seconds` with
+deterministic actions, each holding its own random unit latent (the same latents every time), and
+measures:
+
+    survival            share of the steps before the first fall
+    enc similarity      mean e(o).z of the encoder on the visited states, for the latent being
+                        followed, and (enc similarity shuffled) for another character's latent: the
+                        gap is how well skills can be told apart (0 when they cannot)
+    z sensitivity       RMS difference of the actions for the visited observations under the
+                        character's latent and another one's
+    pose error          distance of each transition (two consecutive discriminator frames) to the
+                        nearest transition of the motion data, in units of the data's own standard
+                        deviation per feature (at least 0.1; RMS over features); lower is closer
+                        to the data
+    clips covered       clips holding the nearest transition of at least 1 % of the transitions
+
+It writes into `--out` (default runs/bench_learn): `metrics.jsonl` (a line per evaluation),
+`learn.json` (protocol, device, command, the rows, and per curve its start, end, best and the
+samples after which it came within 10 % of its best: where it stopped improving), `curves.png`,
+and `grid.mp4`, a 2x2 video of four of the evaluation's latents at the end (skipped with a note
+where rendering is not available). Same seed, same device kind: same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rich.console import Console
+
+from ase_jax.agents import ppo
+from ase_jax.agents.ase import networks as ase_networks
+from ase_jax.config import Config, ConfigError, config_from_args
+from ase_jax.errors import AseInputError
+
+ABLATIONS = {"none": {}, "no_sd": {"enc_reward_w": 0.0, "enc_coef": 0.0}, "no_div": {"diversity_coef": 0.0}}
+DEFAULT_CONFIG = "cpu"
+DEFAULT_SAMPLES = 1_024_000
+DEFAULT_EVAL_EVERY = 50
+VIDEO_CHARACTERS = 4
+POSE_STD_FLOOR = 0.1
+# Curves and the direction in which each improves (+1 up, -1 down); `train/...` are training metrics.
+CURVES = {
+    "train/reward_disc": 1, "train/disc_demo_accuracy": 0, "train/disc_agent_accuracy": 0,
+    "train/diversity_loss": -1, "eval/survival": 1, "eval/enc_similarity": 1, "eval/enc_similarity_shuffled": 0,
+    "eval/z_sensitivity": 1, "eval/pose_error": -1, "eval/clips_covered": 1,
+}
+TRAIN_KEYS = {"reward/disc": "train/reward_disc", "reward/enc": "train/reward_enc",
+              "disc_demo_accuracy": "train/disc_demo_accuracy", "disc_agent_accuracy": "train/disc_agent_accuracy",
+              "loss/diversity": "train/diversity_loss", "enc_similarity": "train/enc_similarity",
+              "episode/length": "train/episode_length"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    samples: int = DEFAULT_SAMPLES
+    eval_every: int = DEFAULT_EVAL_EVERY
+    eval_envs: int = 32
+    eval_seconds: float = 5.0
+    minutes: float | None = None  # a time box: stop after this much wall time (whole iterations)
+    video: bool = True
+    ablation: str = "none"
+    config: str = DEFAULT_CONFIG  # the config file the run started from (before the ablation and flags)
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def demo_pair_features(env, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Raw [frame t+1, frame t] discriminator features of every consecutive pair of control-rate
+    frames of every clip, and the clip index of each."""
+    from ase_jax import evaluate
+
+    raw = ppo.init_normalizer((env.history * env.amp_obs_size,))  # mean 0, std 1: features as they are
+    holder = type("Holder", (), {"env": env, "amp_norm": raw})
+    feats, clip_ids = evaluate.demo_transitions(holder, dataset)
+    return np.asarray(feats), np.asarray(clip_ids)
+
+
+def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks, protocol: Protocol):
+    """`evaluate(params, obs_norm, amp_norm) -> (metrics, qpos of the first characters)`, compiled once."""
+    from ase_jax.env import HumanoidEnv
+
+    n, steps = protocol.eval_envs, max(2, round(protocol.eval_seconds / env.control_dt))
+    eval_env = HumanoidEnv(dataclasses.replace(config.env, state_init="default", fall_init_prob=0.0,
+                                               recovery_episode_prob=0.0, episode_length=steps + 2),
+                           env.character, seed=config.run.seed)
+    key = jax.random.PRNGKey(config.run.seed + 12345)
+    k_z, k_reset = jax.random.split(key)
+    z = ase_networks.sample_latents(k_z, (n,), config.ase.latent_dim)
+    z_other = jnp.roll(z, 1, axis=0)  # each character's neighbour's latent: a random latent for it
+    demo, demo_clip = demo_pair_features(env, dataset)
+    # Features the data barely moves (a joint one clip set never bends) would blow up in their own
+    # std's units: below POSE_STD_FLOOR (rad, m, rad/s, m/s) a feature counts in its plain units.
+    demo_mean, demo_std = demo.mean(0), np.maximum(demo.std(0), POSE_STD_FLOOR)
+    demo_n = jnp.asarray((demo - demo_mean) / demo_std)
+    demo_sq = jnp.sum(demo_n**2, axis=-1)
+    demo_clip = jnp.asarray(demo_clip)
+    num_clips = len(dataset.clips)
+    pair = 2 * env.amp_obs_size
+    clip = config.ppo.normalize_obs_clip
+    shown = min(VIDEO_CHARACTERS, n)
+
+    @jax.jit
+    def evaluate(params, obs_norm, amp_norm):
+        def step(state, _):
+            obs = ppo.normalize(state.obs, obs_norm, clip)
+            mu = nets.actor_apply(params["actor"], obs, z)
+            mu_other = nets.actor_apply(params["actor"], obs, z_other)
+            state = jax.vmap(eval_env.step)(state, jnp.clip(mu, -1.0, 1.0))
+            z_gap = jnp.sqrt(jnp.mean(jnp.square(jnp.clip(mu, -1, 1) - jnp.clip(mu_other, -1, 1)), axis=-1))
+            return state, (state.next_amp_obs.reshape(n, -1), state.done, z_gap, state.data.qpos[:shown])
+
+        start = jax.vmap(eval_env.reset)(jax.random.split(k_reset, n))
+        _, (amp, done, z_gap, qpos) = jax.lax.scan(step, start, None, steps)
+        # Steps up to and including the first fall (the fall is the policy's doing); none after it.
+        alive = (jnp.cumsum(done, axis=0) - done) == 0
+        w = alive.astype(jnp.float32)
+        mean = lambda x: jnp.sum(x * w) / jnp.maximum(jnp.sum(w), 1.0)
+        enc = nets.encode_apply(params["disc"], ppo.normalize(amp, amp_norm, clip))
+        feats = (amp[..., :pair] - demo_mean) / demo_std
+        d2 = jnp.sum(feats**2, -1, keepdims=True) - 2 * feats @ demo_n.T + demo_sq
+        nearest = jnp.argmin(d2, axis=-1)
+        distance = jnp.sqrt(jnp.maximum(jnp.min(d2, axis=-1), 0.0) / pair)
+        counts = jnp.zeros(num_clips).at[demo_clip[nearest].ravel()].add(w.ravel())
+        metrics = {
+            "eval/survival": jnp.mean(jnp.sum(w, axis=0) - jnp.any(done, axis=0)) / steps,
+            "eval/falls": jnp.mean(jnp.any(done, axis=0).astype(jnp.float32)),
+            "eval/enc_similarity": mean(jnp.sum(enc * z, -1)),
+            "eval/enc_similarity_shuffled": mean(jnp.sum(enc * z_other, -1)),
+            "eval/z_sensitivity": mean(z_gap),
+            "eval/pose_error": mean(distance),
+            "eval/clips_covered": jnp.sum(counts >= 0.01 * jnp.sum(counts)).astype(jnp.float32),
+        }
+        return metrics, jnp.swapaxes(qpos, 0, 1)
+
+    return evaluate, eval_env
+
+
+# --- the protocol --------------------------------------------------------------------------------
+
+
+def first_device(tree):
+    return jax.tree.map(lambda x: x[0], tree)
+
+
+def improvement_summary(rows: list[dict]) -> dict:
+    """Per curve: start, end, best, and the samples after which it stayed within 10 % of the way
+    from its start to its best (None where it never improved)."""
+    out = {}
+    for name, direction in CURVES.items():
+        points = [(r["env_steps"], r[name]) for r in rows if name in r and r[name] is not None]
+        if not points:
+            continue
+        steps, values = map(np.asarray, zip(*points))
+        entry = {"start": float(values[0]), "end": float(values[-1])}
+        if direction:
+            best = float(values.max() if direction > 0 else values.min())
+            entry["best"] = best
+            gain = (best - values[0]) * direction
+            if gain > 0:
+                close = (best - values) * direction <= 0.1 * gain
+                # the first sample count from which every later point is within 10 % of the best
+                later_ok = np.flip(np.cumprod(np.flip(close)))
+                entry["samples_to_plateau"] = int(steps[int(np.argmax(later_ok))])
+        out[name] = entry
+    return out
+
+
+def run(config: Config, protocol: Protocol, out: Path, console: Console, command: str = "") -> dict:
+    from ase_jax.pretrain import compiled_train_fns
+
+    hp = config.ppo
+    per_iteration = hp.num_envs * hp.horizon
+    iterations = max(1, math.ceil(protocol.samples / per_iteration))
+    out.mkdir(parents=True, exist_ok=True)
+    wall0 = time.perf_counter()
+    with console.status("building the environment and compiling the training step"):
+        env, dataset, fns = compiled_train_fns(config)
+        state = fns.init(jax.random.PRNGKey(config.run.seed))
+        evaluate, eval_env = make_evaluator(config, env, dataset, fns.networks, protocol)
+    console.print(f"bench learn: {env.character.name}, {len(dataset.clips)} clips, {hp.num_envs} envs, "
+                  f"{iterations} iterations of {per_iteration} samples, ablation {protocol.ablation}, "
+                  f"seed {config.run.seed}, on {jax.devices()[0].platform}", highlight=False)
+
+    rows, window, train_s, compile_s = [], [], 0.0, 0.0
+    jsonl = open(out / "metrics.jsonl", "w")
+
+    def evaluation(done_iterations):
+        nonlocal compile_s
+        start = time.perf_counter()
+        metrics, qpos = evaluate(first_device(state.params), first_device(state.obs_norm),
+                                 first_device(state.amp_norm))
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if done_iterations == 0:
+            compile_s += time.perf_counter() - start
+        row = {"iteration": done_iterations, "env_steps": done_iterations * per_iteration,
+               "train_wall_s": round(train_s, 2), **metrics}
+        if window:
+            row.update({k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]})
+        row["eval/enc_similarity_gap"] = row["eval/enc_similarity"] - row["eval/enc_similarity_shuffled"]
+        rows.append(row)
+        jsonl.write(json.dumps(row) + "\n")
+        jsonl.flush()
+        console.print(
+            f"{row['env_steps']:>10,} samples  {train_s:7.0f} s  survival {row['eval/survival']:.2f}  "
+            f"enc sim {row['eval/enc_similarity']:+.3f} (shuffled {row['eval/enc_similarity_shuffled']:+.3f})  "
+            f"pose err {row['eval/pose_error']:.2f}  clips {row['eval/clips_covered']:.0f}"
+            + (f"  disc rew {row['train/reward_disc']:.3f}  acc demo/agent {row['train/disc_demo_accuracy']:.2f}/"
+               f"{row['train/disc_agent_accuracy']:.2f}  div loss {row['train/diversity_loss']:.4f}" if window else ""),
+            highlight=False)
+        window.clear()
+        return qpos
+
+    qpos = evaluation(0)
+    done = 0
+    try:
+        for done in range(1, iterations + 1):
+            start = time.perf_counter()
+            state, metrics = fns.step(state)
+            metrics = jax.device_get(metrics)
+            elapsed = time.perf_counter() - start
+            if done == 1:
+                compile_s += elapsed  # the first iteration compiles the step; not counted as training
+            else:
+                train_s += elapsed
+            window.append({TRAIN_KEYS[k]: float(np.asarray(v)[0]) for k, v in metrics.items() if k in TRAIN_KEYS})
+            if float(np.asarray(metrics["skipped_updates"])[0]) >= 1.0:
+                console.print(f"[yellow]note:[/] iteration {done}: every update skipped (non-finite gradients)")
+            over_time = protocol.minutes is not None and time.perf_counter() - wall0 > 60 * protocol.minutes
+            if done % protocol.eval_every == 0 or done == iterations or over_time:
+                qpos = evaluation(done)
+            if over_time:
+                console.print(f"time box of {protocol.minutes} min reached after {done} iterations")
+                break
+    finally:
+        jsonl.close()
+
+    result = {
+        "protocol": dataclasses.asdict(protocol),
+        "command": command, "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
+        "num_devices": jax.local_device_count(), "jax": jax.__version__, "seed": config.run.seed,
+        "config": _config_summary(config), "iterations": done, "samples": done * per_iteration,
+        "compile_s": round(compile_s, 1), "train_wall_s": round(train_s, 1),
+        "total_wall_s": round(time.perf_counter() - wall0, 1), "summary": improvement_summary(rows), "rows": rows,
+    }
+    (out / "learn.json").write_text(json.dumps(result, indent=2))
+    plot_curves([result], out / "curves.png")
+    if protocol.video:
+        result["video"] = write_grid_video(eval_env, np.asarray(qpos), out / "grid.mp4", console)
+        (out / "learn.json").write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {out / 'learn.json'}, {out / 'curves.png'}, {out / 'metrics.jsonl'}")
+    return result
+
+
+def _config_summary(config: Config) -> dict:
+    from ase_jax.config import to_dict
+
+    return to_dict(config)
+
+
+def write_grid_video(env, qpos: np.ndarray, path: Path, console: Console) -> str | None:
+    """A 2x2 video of the evaluation's first characters (qpos (N, T, nq)); None where rendering
+    is not possible here."""
+    try:
+        from ase_jax import render
+
+        problem = render.gl_problem()
+        if problem is not None:
+            console.print(f"[yellow]note:[/] no video: {problem}")
+            return None
+        tiles = [render.render_frames(env.mj_model, q, width=320, height=240) for q in qpos]
+        frames = render.grid(tiles, 2)
+        return str(render.write_video(path, frames, 1.0 / env.control_dt))
+    except Exception as e:  # noqa: BLE001 - the curves and numbers are written; the video is extra
+        console.print(f"[yellow]note:[/] no video: {e}")
+        return None
+
+
+# --- curves ----------------------------------------------------------------------------------------
+
+PANELS = [
+    ("disc reward (training)", ["train/reward_disc"]),
+    ("disc accuracy (training): demo -, agent --", ["train/disc_demo_accuracy", "train/disc_agent_accuracy"]),
+    ("diversity loss (training; 1 = actions ignore z)", ["train/diversity_loss"]),
+    ("enc similarity e(o).z: own z -, shuffled z --", ["eval/enc_similarity", "eval/enc_similarity_shuffled"]),
+    ("survival under random z (share of 5 s)", ["eval/survival"]),
+    ("pose error to nearest demo transition", ["eval/pose_error"]),
+]
+
+
+def plot_curves(results: list[dict], path: Path, labels: list[str] | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    for i, result in enumerate(results):
+        label = (labels[i] if labels else None) or f"ablation {result['protocol']['ablation']}"
+        color = f"C{i}"
+        for ax, (title, keys) in zip(axes.ravel(), PANELS):
+            for k, key in enumerate(keys):
+                points = [(r["env_steps"], r[key]) for r in result["rows"] if r.get(key) is not None]
+                if points:
+                    x, y = zip(*points)
+                    ax.plot(x, y, color=color, linestyle="-" if k == 0 else "--",
+                            label=label if k == 0 else None, marker=".")
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("policy samples", fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=8)
+    first = results[0]
+    fig.suptitle(f"ase_jax bench learn: {first['config']['env']['character']}, {first['config']['ppo']['num_envs']} "
+                 f"envs, seed {first['seed']}, {first['device']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 1 (argparse's own is usage + exit 2)
+        raise ConfigError(f"bench learn: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m ase_jax.bench learn", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/bench_learn", help="output folder (default runs/bench_learn)")
+    parser.add_argument("--ablation", default="none", choices=sorted(ABLATIONS),
+                        help="none; no_sd: no skill-discovery reward or encoder loss; no_div: no diversity loss")
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="policy samples to train for")
+    parser.add_argument("--minutes", type=float, default=None, help="also stop after this much wall time")
+    parser.add_argument("--eval_every", type=int, default=DEFAULT_EVAL_EVERY, help="iterations between evaluations")
+    parser.add_argument("--eval_envs", type=int, default=32, help="characters per evaluation")
+    parser.add_argument("--eval_seconds", type=float, default=5.0, help="seconds per evaluation rollout")
+    parser.add_argument("--video", type=_bool, default=True, help="write grid.mp4 at the end (default true)")
+    parser.add_argument("--plot", default=None, help="only plot: curves of the run folders given to OUT.png")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"pre-training config (default {DEFAULT_CONFIG})")
+    parser.add_argument("runs", nargs="*", help="with --plot: run folders (each with learn.json)")
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console()
+    try:
+        args, rest = build_parser().parse_known_args(argv)
+        if args.plot:
+            results = []
+            for folder in args.runs:
+                path = Path(folder) / "learn.json"
+                if not path.is_file():
+                    raise AseInputError(f"{folder}: no learn.json (not a bench learn output folder)")
+                results.append(json.loads(path.read_text()))
+            if not results:
+                raise AseInputError("--plot needs one or more bench learn output folders")
+            plot_curves(results, Path(args.plot), labels=[Path(f).name for f in args.runs])
+            console.print(f"wrote {args.plot}")
+            return 0
+        for name, value in (("samples", args.samples), ("eval_every", args.eval_every),
+                            ("eval_envs", args.eval_envs)):
+            if value < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {value}")
+        if not args.eval_seconds > 0 or (args.minutes is not None and not args.minutes > 0):
+            raise ConfigError("--eval_seconds and --minutes must be positive")
+        overrides = [f"--{k}={v}" for k, v in ABLATIONS[args.ablation].items()]
+        config = config_from_args([f"--config={args.config}", *overrides, *rest], command="pretrain")
+        protocol = Protocol(samples=args.samples, eval_every=args.eval_every, eval_envs=args.eval_envs,
+                            eval_seconds=args.eval_seconds, minutes=args.minutes, video=args.video,
+                            ablation=args.ablation, config=args.config)
+        run(config, protocol, Path(args.out), console,
+            command="python -m ase_jax.bench learn " + " ".join(argv))
+    except AseInputError as e:
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,7 +34,8 @@ It writes into `--out` (default runs/bench_learn): `metrics.jsonl` (a line per e
 `learn.json` (protocol, device, command, the rows, and per curve its start, end, best and the
 samples after which it came within 10 % of its best: where it stopped improving), `curves.png`,
 and `grid.mp4`, a 2x2 video of four of the evaluation's latents at the end (skipped with a note
-where rendering is not available). Same seed, same device kind: same numbers.
+where rendering is not available); with `--checkpoint=true` also the final state in
+`checkpoints/`, so that the folder is a run folder for `play` and `evaluate`. Same seed, same device kind: same numbers.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Protocol:
     video: bool = True
     ablation: str = "none"
     config: str = DEFAULT_CONFIG  # the config file the run started from (before the ablation and flags)
+    checkpoint: bool = False  # save the final state as a run folder (OUT/checkpoints/N) for play and evaluate
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -260,6 +262,16 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     finally:
         jsonl.close()
 
+    if protocol.checkpoint:  # for play and evaluate (the GPU evidence script renders e0 and e3 from it)
+        from ase_jax.checkpoint import Checkpointer
+        from ase_jax.config import to_dict
+
+        checkpointer = Checkpointer(out, 1)
+        try:
+            checkpointer.save(done, state, to_dict(config))
+            checkpointer.wait()
+        finally:
+            checkpointer.close()
     result = {
         "protocol": dataclasses.asdict(protocol),
         "command": command, "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
@@ -370,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_envs", type=int, default=32, help="characters per evaluation")
     parser.add_argument("--eval_seconds", type=float, default=5.0, help="seconds per evaluation rollout")
     parser.add_argument("--video", type=_bool, default=True, help="write grid.mp4 at the end (default true)")
+    parser.add_argument("--checkpoint", type=_bool, default=False,
+                        help="save the final state into OUT/checkpoints, so that OUT works as a run folder for "
+                             "play and evaluate (default false)")
     parser.add_argument("--plot", default=None, help="only plot: curves of the run folders given to OUT.png")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"pre-training config (default {DEFAULT_CONFIG})")
     parser.add_argument("runs", nargs="*", help="with --plot: run folders (each with learn.json)")
@@ -403,7 +418,7 @@ def main(argv=None) -> int:
         config = config_from_args([f"--config={args.config}", *overrides, *rest], command="pretrain")
         protocol = Protocol(samples=args.samples, eval_every=args.eval_every, eval_envs=args.eval_envs,
                             eval_seconds=args.eval_seconds, minutes=args.minutes, video=args.video,
-                            ablation=args.ablation, config=args.config)
+                            ablation=args.ablation, config=args.config, checkpoint=args.checkpoint)
         run(config, protocol, Path(args.out), console,
             command="python -m ase_jax.bench learn " + " ".join(argv))
     except AseInputError as e:

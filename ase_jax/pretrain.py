@@ -9,6 +9,10 @@ the latest checkpoint there when rerun.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import pkgutil
 import sys
 from collections import OrderedDict
 
@@ -61,15 +65,51 @@ def compiled_train_fns(config: Config):
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:
     """Runs (or resumes) pre-training; returns the last logged metrics."""
     console = console or Console()
-    env, dataset, fns = compiled_train_fns(config)
+    with console.status("building the environment and its fallen poses, compiling the first programs"):
+        env, dataset, fns = compiled_train_fns(config)
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.ppo.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
     return train_loop(config, fns, console, "pretrain", max_iterations)
 
 
+CPU_CONFIG = "cpu"
+
+
+def accelerator_installed() -> bool:
+    """Whether JAX can use a GPU or TPU here, judged without starting JAX's backends (a
+    multi-process run must call jax.distributed.initialize first): JAX_PLATFORMS when it is set,
+    else whether a CUDA, ROCm or TPU plugin is installed."""
+    chosen = os.environ.get("JAX_PLATFORMS", "").split(",")[0].strip().lower()
+    if chosen:
+        return chosen != "cpu"
+    plugins = {ep.name for ep in importlib.metadata.entry_points(group="jax_plugins")}
+    try:
+        import jax_plugins
+
+        plugins |= {m.name for m in pkgutil.iter_modules(jax_plugins.__path__)}
+    except ImportError:
+        pass
+    return bool(plugins) or importlib.util.find_spec("libtpu") is not None
+
+
+def default_config_name(argv: list[str], console: Console | None = None) -> str:
+    """`default` (the reference's sizes), or `cpu` when no --config is given and JAX has no
+    accelerator here: the reference sizes take many minutes per iteration on a CPU."""
+    if any(a == "--config" or a.startswith("--config=") for a in argv) or accelerator_installed():
+        return "default"
+    if console is not None:
+        console.print(f"no GPU or TPU found: using the CPU-sized config '{CPU_CONFIG}' (configs/{CPU_CONFIG}.yaml: "
+                      "64 characters, 256-wide networks); --config=default keeps the reference's sizes",
+                      highlight=False)
+    return CPU_CONFIG
+
+
 def main(argv=None) -> int:
-    return run_command(train, sys.argv[1:] if argv is None else argv, command="pretrain", default_config="default")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in argv or "-h" in argv:
+        return run_command(train, argv, command="pretrain", default_config="default")
+    return run_command(train, argv, command="pretrain", default_config=default_config_name(argv, Console()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,162 @@
+"""`python -m ase_jax.bench learn` (the learning protocol), the CPU default of `pretrain`, and the
+GPU evidence script's CPU dry run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ase_jax import bench_learn
+from ase_jax.config import load_config
+from ase_jax.pretrain import CPU_CONFIG, default_config_name
+from conftest import BUNDLED_YAML, REPO_ROOT, TEST_CACHE_DIR
+
+TINY_FLAGS = ["--config=tiny", "--samples=64", "--eval_every=1", "--eval_envs=4", "--eval_seconds=0.5",
+              "--video=false"]
+
+
+# --- the summary of a curve --------------------------------------------------------------------
+
+
+def test_plateau_is_where_a_curve_stays_within_ten_percent_of_its_best():
+    rows = [{"env_steps": s, "eval/survival": v, "eval/pose_error": e}
+            for s, v, e in [(0, 0.2, 9.0), (10, 0.5, 7.0), (20, 0.95, 5.0), (30, 0.85, 5.5), (40, 1.0, 4.0),
+                            (50, 0.96, 4.1)]]
+    summary = bench_learn.improvement_summary(rows)
+    # survival: gain 0.8, within 0.08 of 1.0 from step 40 on (0.85 at 30 breaks the run from 20)
+    assert summary["eval/survival"] == {"start": 0.2, "end": 0.96, "best": 1.0, "samples_to_plateau": 40}
+    # pose error improves downwards: gain 5, within 0.5 of 4.0 from step 40 on
+    assert summary["eval/pose_error"]["samples_to_plateau"] == 40
+    assert summary["eval/pose_error"]["best"] == 4.0
+
+
+def test_a_curve_that_never_improves_has_no_plateau():
+    rows = [{"env_steps": s, "eval/survival": v} for s, v in [(0, 0.9), (10, 0.5), (20, 0.7)]]
+    entry = bench_learn.improvement_summary(rows)["eval/survival"]
+    assert entry["best"] == 0.9 and "samples_to_plateau" not in entry
+
+
+# --- the protocol end to end on the tiny config --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_learn(tmp_path_factory):
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path_factory.mktemp(f"learn_{name}")
+        assert bench_learn.main([*TINY_FLAGS, f"--out={out}"]) == 0
+        runs.append(out)
+    return runs
+
+
+@pytest.mark.timeout(600)
+def test_protocol_writes_every_curve_and_its_summary(tiny_learn):
+    out = tiny_learn[0]
+    result = json.loads((out / "learn.json").read_text())
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in lines] == [0, 32, 64] == [r["env_steps"] for r in result["rows"]]
+    assert result["samples"] == 64 and result["seed"] == 0 and result["protocol"]["ablation"] == "none"
+    for key in bench_learn.CURVES:
+        values = [r[key] for r in lines if key in r]
+        assert values and np.all(np.isfinite(values)), key
+    for row in lines:
+        assert 0.0 <= row["eval/survival"] <= 1.0
+        assert -1.0 <= row["eval/enc_similarity"] <= 1.0
+        assert 1 <= row["eval/clips_covered"] <= 7
+        assert row["eval/pose_error"] > 0
+    assert "train/reward_disc" not in lines[0]  # before training there are no training metrics
+    assert set(result["summary"]) >= {"eval/survival", "train/diversity_loss", "eval/enc_similarity"}
+    assert (out / "curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(600)
+def test_same_seed_gives_the_same_curves(tiny_learn):
+    a, b = (json.loads((out / "learn.json").read_text())["rows"] for out in tiny_learn)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "train_wall_s"} for r in rows]
+    assert strip(a) == strip(b)
+
+
+@pytest.mark.timeout(600)
+def test_no_sd_ablation_turns_off_the_encoder_terms(tmp_path):
+    assert bench_learn.main([*TINY_FLAGS, "--samples=32", "--ablation=no_sd", f"--out={tmp_path}"]) == 0
+    result = json.loads((tmp_path / "learn.json").read_text())
+    assert result["config"]["ase"]["enc_reward_w"] == 0.0 and result["config"]["ase"]["enc_coef"] == 0.0
+    assert result["protocol"]["ablation"] == "no_sd" and result["config"]["ase"]["diversity_coef"] == 0.01
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--ablation=no_skills"], "ablation"),
+    (["--samples=0"], "--samples"),
+    (["--eval_seconds=-1"], "--eval_seconds"),
+    (["--num_envs=abc"], "num_envs"),
+])
+def test_bad_flags_are_one_clear_error(flags, words, tmp_path, capsys):
+    assert bench_learn.main([*flags, f"--out={tmp_path / 'x'}"]) == 1
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") <= 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_plot_of_a_folder_without_results_is_refused(tmp_path, capsys):
+    assert bench_learn.main([f"--plot={tmp_path / 'c.png'}", str(tmp_path)]) == 1
+    assert "learn.json" in capsys.readouterr().err
+
+
+# --- the CPU default of python -m ase_jax.pretrain --------------------------------------------------
+
+
+def test_pretrain_defaults_to_the_cpu_config_without_an_accelerator(monkeypatch):
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    assert default_config_name([]) == CPU_CONFIG
+    assert default_config_name(["--config=tiny"]) == "default"  # an explicit config wins
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+    assert default_config_name([]) == "default"
+
+
+def test_cpu_config_keeps_the_reference_algorithm():
+    cpu, ref = load_config(CPU_CONFIG, {}), load_config("default", {})
+    # What may differ: sizes and CPU costs; every loss weight, reward and optimiser setting is the reference's.
+    sized = {"num_envs", "minibatch_size", "actor_units", "critic_units", "amp_minibatch_size", "replay_buffer_size",
+             "style_units", "disc_units", "num_fall_states", "self_collision"}
+    for section in ("env", "ppo", "ase"):
+        a, b = getattr(cpu, section), getattr(ref, section)
+        for key in a.__dataclass_fields__:
+            if key not in sized:
+                assert getattr(a, key) == getattr(b, key), f"{section}.{key}"
+    assert cpu.ppo.num_envs * cpu.ppo.horizon < 65536  # below the run loop's "sized for a GPU" note
+
+
+# --- the GPU evidence script, dry run -----------------------------------------------------------
+
+
+@pytest.mark.timeout(1200)
+def test_evidence_dry_run_leaves_its_files(tmp_path):
+    from ase_jax import render
+
+    env = dict(os.environ, PYTHON=sys.executable, JAX_COMPILATION_CACHE_DIR=str(TEST_CACHE_DIR),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
+    out = tmp_path / "evidence"
+    proc = subprocess.run(["bash", str(REPO_ROOT / "tools/gpu/evidence.sh"), str(out), "--dry-run"], env=env,
+                          capture_output=True, text=True, timeout=1150)
+    log = (out / "evidence.log").read_text() if (out / "evidence.log").is_file() else proc.stdout + proc.stderr
+    files = sorted(p.name for p in out.iterdir())
+    expected = {"evidence.log", "bench_all.json", "learn.json", "metrics.jsonl", "curves.png", "diversity.png"}
+    if render.gl_problem() is None:
+        expected |= {"grid.mp4", "e0_e3.mp4"}
+    assert expected <= set(files), (files, log[-3000:])
+    assert len(files) <= 8 and all((out / f).stat().st_size <= 16 * 2**20 for f in files)
+    assert proc.returncode == 0, log[-3000:]
+    learn = json.loads((out / "learn.json").read_text())
+    assert learn["diversity"]["num_latents"] == 2 and learn["rows"][-1]["env_steps"] == 64
+    bench = json.loads((out / "bench_all.json").read_text())
+    assert "4" in bench["sizes"] and bench["sizes"]["4"]["train"]["env_steps_per_s"] > 0
+    assert "=== summary" in log and "failed" not in log.split("=== summary")[-1]
+
+
+def test_evidence_refuses_an_unknown_option(tmp_path):
+    proc = subprocess.run(["bash", str(REPO_ROOT / "tools/gpu/evidence.sh"), str(tmp_path), "--dryrun"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "--dry-run" in proc.stderr

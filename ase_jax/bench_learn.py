@@ -4,6 +4,7 @@
                                   [--eval_every=K] [--eval_envs=E] [--eval_seconds=S] [--video=false]
                                   [--config=cpu] [--key=value ...]
     python -m ase_jax.bench learn --plot=OUT.png DIR [DIR ...]      (curves of earlier runs, overlaid)
+    python -m ase_jax.bench learn --diagnose [--config=NAME]        (the latent path at initialisation)
 
 The protocol (the defaults; BENCHMARKS.md, "Learning", has its figures): the `cpu` config (the
 sword-and-shield character on the bundled clips, 64 envs, 256-wide networks: what
@@ -33,14 +34,13 @@ measures:
 It writes into `--out` (default runs/bench_learn): `metrics.jsonl` (a line per evaluation),
 `learn.json` (protocol, device, command, the rows, and per curve its start, end, best and the
 samples after which it came within 10 % of its best: where it stopped improving), `curves.png`,
-and `grid.mp4`, a 2x2 video of four of the evaluation's latents at the end (skipped with a note
-where rendering is not available); with `--checkpoint=true` also the final state in
+and `grid.mp4`, a 2x2 video of four of the evaluation's latents at the end (`grid.gif` where no
+ffmpeg is found; skipped with a note where rendering is not available); with `--checkpoint=true` also the final state in
 `checkpoints/`, so that the folder is a run folder for `play` and `evaluate`. Same seed, same device kind: same numbers.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -53,9 +53,10 @@ import jax.numpy as jnp
 import numpy as np
 from rich.console import Console
 
+from ase_jax import cli
 from ase_jax.agents import ppo
 from ase_jax.agents.ase import networks as ase_networks
-from ase_jax.config import Config, ConfigError, config_from_args
+from ase_jax.config import Config, config_from_args
 from ase_jax.errors import AseInputError
 
 ABLATIONS = {"none": {}, "no_sd": {"enc_reward_w": 0.0, "enc_coef": 0.0}, "no_div": {"diversity_coef": 0.0}}
@@ -305,12 +306,78 @@ def write_grid_video(env, qpos: np.ndarray, path: Path, console: Console) -> str
         if problem is not None:
             console.print(f"[yellow]note:[/] no video: {problem}")
             return None
-        tiles = [render.render_frames(env.mj_model, q, width=320, height=240) for q in qpos]
+        tiles = [render.render_frames(env.mj_model, q, width=240, height=180) for q in qpos]
         frames = render.grid(tiles, 2)
-        return str(render.write_video(path, frames, 1.0 / env.control_dt))
+        return str(render.write_video(path.with_suffix(render.video_suffix()), frames, 1.0 / env.control_dt))
     except Exception as e:  # noqa: BLE001 - the curves and numbers are written; the video is extra
         console.print(f"[yellow]note:[/] no video: {e}")
         return None
+
+
+# --- why skills start slowly: the latent path at initialisation -------------------------------------
+
+
+def latent_path_diagnostics(config: Config, obs_size: int, amp_dim: int, action_size: int,
+                            minibatches=(None, 16384), seed: int = 0) -> dict:
+    """How much the freshly initialised actor's actions depend on z, and how the diversity term's
+    gradient compares with the PPO actor term's on one minibatch. Synthetic batch: normalised
+    observations ~ N(0, 1), actions drawn around mu with the policy's std, standardised advantages
+    ~ N(0, 1), i.e. the PPO gradient that an uninformative advantage gives (its noise). Network-only:
+    no simulation, seconds on a CPU."""
+    from ase_jax.agents.ase import losses
+
+    hp, ase = config.ppo, config.ase
+    nets = ase_networks.networks_for(config, obs_size, amp_dim, action_size)
+    actor = ase_networks.init_params(nets, jax.random.PRNGKey(seed))["actor"]
+    m = 4096
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), 3)
+    obs = jax.random.normal(keys[0], (m, obs_size))
+    z, z2 = (ase_networks.sample_latents(k, (m,), ase.latent_dim) for k in keys[1:])
+    mu, mu2 = nets.actor_apply(actor, obs, z), nets.actor_apply(actor, obs, z2)
+    out = {"action_std": float(np.exp(hp.action_log_std)), "z_sensitivity": float(jnp.sqrt(jnp.mean((mu - mu2) ** 2))),
+           "mu_rms": float(jnp.sqrt(jnp.mean(mu**2))), "gradients": []}
+
+    def grads(n, key):
+        k = jax.random.split(key, 5)
+        o = jax.random.normal(k[0], (n, obs_size))
+        zs, zp = (ase_networks.sample_latents(kk, (n,), ase.latent_dim) for kk in k[1:3])
+        mean0 = nets.actor_apply(actor, o, zs)
+        actions = mean0 + jnp.exp(hp.action_log_std) * jax.random.normal(k[3], mean0.shape)
+        logp0 = ppo.gaussian_log_prob(actions, mean0, hp.action_log_std)
+        adv = jax.random.normal(k[4], (n,))
+        adv = (adv - adv.mean()) / adv.std()
+        mask = jnp.ones(n)
+        g_ppo = jax.grad(lambda q: ppo.ppo_actor_loss(ppo.gaussian_log_prob(actions, nets.actor_apply(q, o, zs),
+                                                                              hp.action_log_std), logp0, adv, mask))(actor)
+        g_div = jax.grad(lambda q: losses.diversity_loss(nets.actor_apply(q, o, zs), nets.actor_apply(q, o, zp),
+                                                         zs, zp, mask, ase.diversity_target))(actor)
+        return g_ppo, g_div
+
+    norm = lambda g: float(jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(g))))
+    for n in dict.fromkeys(n or hp.minibatch_size for n in minibatches):
+        g_ppo, g_div = grads(n, jax.random.PRNGKey(seed + 2))
+        out["gradients"].append({"minibatch": n, "ppo_actor_norm": norm(g_ppo), "diversity_norm": norm(g_div),
+                                 "weighted_ratio": ase.diversity_coef * norm(g_div) / norm(g_ppo)})
+    return out
+
+
+def print_diagnostics(config: Config, console: Console) -> dict:
+    from ase_jax.character import load_character
+    from ase_jax.env import observations as obs_lib
+
+    character = load_character(config.env.character)
+    d = latent_path_diagnostics(config, obs_lib.policy_obs_size(character),
+                                config.env.demo_history * obs_lib.amp_obs_size(character), character.num_actions,
+                                seed=config.run.seed)
+    console.print(f"actor at initialisation (actor {list(config.ppo.actor_units)}, style {list(config.ase.style_units)}, "
+                  f"latent {config.ase.latent_dim}-D, seed {config.run.seed}):", highlight=False)
+    console.print(f"  RMS of mu(obs, z) - mu(obs, z') over random obs and latents: {d['z_sensitivity']:.4f}; "
+                  f"RMS of mu {d['mu_rms']:.4f}; the policy's action std {d['action_std']:.4f}", highlight=False)
+    for g in d["gradients"]:
+        console.print(f"  minibatch {g['minibatch']:>6}: |grad PPO actor term| {g['ppo_actor_norm']:.3f} (uninformative "
+                      f"advantages), |grad diversity| {g['diversity_norm']:.2e}, diversity_coef x ratio "
+                      f"{g['weighted_ratio']:.2e}", highlight=False)
+    return d
 
 
 # --- curves ----------------------------------------------------------------------------------------
@@ -357,34 +424,25 @@ def plot_curves(results: list[dict], path: Path, labels: list[str] | None = None
 # --- command line ----------------------------------------------------------------------------------
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 1 (argparse's own is usage + exit 2)
-        raise ConfigError(f"bench learn: {message}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m ase_jax.bench learn", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(prog="python -m ase_jax.bench learn", description=__doc__,
+                        epilog="Other --key=value flags are pre-training config keys (python -m ase_jax.pretrain "
+                               "--help lists them), e.g. --motions=PATH or --num_envs=4096.")
     parser.add_argument("--out", default="runs/bench_learn", help="output folder (default runs/bench_learn)")
     parser.add_argument("--ablation", default="none", choices=sorted(ABLATIONS),
                         help="none; no_sd: no skill-discovery reward or encoder loss; no_div: no diversity loss")
-    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="policy samples to train for")
-    parser.add_argument("--minutes", type=float, default=None, help="also stop after this much wall time")
-    parser.add_argument("--eval_every", type=int, default=DEFAULT_EVAL_EVERY, help="iterations between evaluations")
-    parser.add_argument("--eval_envs", type=int, default=32, help="characters per evaluation")
-    parser.add_argument("--eval_seconds", type=float, default=5.0, help="seconds per evaluation rollout")
-    parser.add_argument("--video", type=_bool, default=True, help="write grid.mp4 at the end (default true)")
-    parser.add_argument("--checkpoint", type=_bool, default=False,
+    parser.add_argument("--samples", type=cli.positive_int, default=DEFAULT_SAMPLES, help="policy samples to train for")
+    parser.add_argument("--minutes", type=cli.positive_float, default=None, help="also stop after this much wall time")
+    parser.add_argument("--eval_every", type=cli.positive_int, default=DEFAULT_EVAL_EVERY, help="iterations between evaluations")
+    parser.add_argument("--eval_envs", type=cli.positive_int, default=32, help="characters per evaluation")
+    parser.add_argument("--eval_seconds", type=cli.positive_float, default=5.0, help="seconds per evaluation rollout")
+    parser.add_argument("--video", type=cli.boolean, default=True, help="write grid.mp4 at the end (default true)")
+    parser.add_argument("--checkpoint", type=cli.boolean, default=False,
                         help="save the final state into OUT/checkpoints, so that OUT works as a run folder for "
                              "play and evaluate (default false)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="only print how much the initial actor's actions depend on z and how the diversity "
+                             "gradient compares with the PPO term's (seconds, no simulation)")
     parser.add_argument("--plot", default=None, help="only plot: curves of the run folders given to OUT.png")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"pre-training config (default {DEFAULT_CONFIG})")
     parser.add_argument("runs", nargs="*", help="with --plot: run folders (each with learn.json)")
@@ -393,9 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, rest = build_parser().parse_known_args(argv)  # the flags left over are config keys
+    except SystemExit as e:  # --help (0) or a bad option (1, reported)
+        return e.code if isinstance(e.code, int) else 1
     console = Console()
     try:
-        args, rest = build_parser().parse_known_args(argv)
         if args.plot:
             results = []
             for folder in args.runs:
@@ -408,12 +469,11 @@ def main(argv=None) -> int:
             plot_curves(results, Path(args.plot), labels=[Path(f).name for f in args.runs])
             console.print(f"wrote {args.plot}")
             return 0
-        for name, value in (("samples", args.samples), ("eval_every", args.eval_every),
-                            ("eval_envs", args.eval_envs)):
-            if value < 1:
-                raise ConfigError(f"--{name} must be at least 1, got {value}")
-        if not args.eval_seconds > 0 or (args.minutes is not None and not args.minutes > 0):
-            raise ConfigError("--eval_seconds and --minutes must be positive")
+        if args.diagnose:
+            print_diagnostics(config_from_args([f"--config={args.config}", *rest], command="pretrain"), console)
+            return 0
+        if args.runs:
+            raise AseInputError(f"unexpected arguments {args.runs} (run folders go with --plot)")
         overrides = [f"--{k}={v}" for k, v in ABLATIONS[args.ablation].items()]
         config = config_from_args([f"--config={args.config}", *overrides, *rest], command="pretrain")
         protocol = Protocol(samples=args.samples, eval_every=args.eval_every, eval_envs=args.eval_envs,
@@ -422,8 +482,7 @@ def main(argv=None) -> int:
         run(config, protocol, Path(args.out), console,
             command="python -m ase_jax.bench learn " + " ".join(argv))
     except AseInputError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        return 1
+        return cli.error(e)
     return 0
 
 

@@ -22,6 +22,7 @@
 #                  survival, pose error)
 #   grid.mp4       four random latents, 2 x 2, at the end
 #   e0_e3.mp4      the latents e0 and e3, side by side
+#                  (both .gif where no ffmpeg is found: its wheel does not fit what a run carries)
 #   diversity.png  the nearest-clip histogram of 64 random latents
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +40,7 @@ if [ "$DRY" = "--dry-run" ]; then
   # repository stand in for the Reallusion clips.
   PY=${PYTHON:-python}
   MOTIONS=motions/bundled/dataset.yaml
-  BENCH=(--sizes=4 --steps=5 --iterations=1 --config=tiny)
+  BENCH=(--sizes=4 --steps=5 --iterations=1 --tiny_compile=false --config=tiny)
   LEARN=(--config=tiny --samples=64 --eval_every=1 --eval_envs=4 --eval_seconds=0.5 --minutes=3)
   PLAY=(--seconds=0.5 --width=64 --height=48)
   DIVERSITY=(--num_latents=2 --seconds=0.5)
@@ -56,7 +57,7 @@ else
   BENCH=(--sizes=4096 --steps=100 --iterations=2)
   # 4096 envs with the reference's networks; 3.5 min of wall time (compiles included).
   LEARN=(--config=reallusion --eval_every=5 --eval_envs=64 --eval_seconds=5 --minutes=3.5)
-  PLAY=(--seconds=8 --width=320 --height=240)
+  PLAY=(--seconds=6 --width=256 --height=192)
   DIVERSITY=(--num_latents=64 --seconds=5)
   # Seconds per stage: bench all, pre-training, the two videos, diversity (8.5 min in all).
   LIMITS=(195 240 45 30)
@@ -82,11 +83,11 @@ stage() {  # stage NAME LIMIT_S COMMAND...: runs it with a time limit, output in
 stage "bench all" "${LIMITS[0]}" "$PY" -m ase_jax.bench all "${BENCH[@]}" --out="$OUT/bench_all.json"
 stage "pre-training (bench learn)" "${LIMITS[1]}" "$PY" -m ase_jax.bench learn "${LEARN[@]}" \
   --motions="$MOTIONS" --checkpoint=true --out="$WORK/learn"
-for f in learn.json metrics.jsonl curves.png grid.mp4; do
+for f in learn.json metrics.jsonl curves.png grid.mp4 grid.gif; do
   [ -f "$WORK/learn/$f" ] && cp "$WORK/learn/$f" "$OUT/"
 done
 if [ -d "$WORK/learn/checkpoints" ]; then
-  stage "videos e0, e3" "${LIMITS[2]}" "$PY" - "$WORK/learn" "$OUT/e0_e3.mp4" "${PLAY[@]}" <<'EOF'
+  stage "videos e0, e3" "${LIMITS[2]}" "$PY" - "$WORK/learn" "$OUT/e0_e3" "${PLAY[@]}" <<'EOF'
 import sys
 import numpy as np
 from rich.console import Console
@@ -99,7 +100,7 @@ steps = max(1, round(seconds * play.VIDEO_FPS))
 latents = np.stack([np.broadcast_to(np.eye(dim)[k], (steps, dim)) for k in (0, 3)])
 qpos = play.rollout(run, latents)  # both latents in one batched rollout, one compile
 tiles = [render.render_frames(pretrained.env.mj_model, q, width=width, height=height) for q in qpos]
-path = render.write_video(out, render.grid(tiles, 2), play.VIDEO_FPS)
+path = render.write_video(out + render.video_suffix(), render.grid(tiles, 2), play.VIDEO_FPS)
 print(f"wrote {path}")
 EOF
   stage "diversity" "${LIMITS[3]}" "$PY" -m ase_jax.evaluate diversity --checkpoint="$WORK/learn" \

@@ -7,6 +7,9 @@
 # The GPU image already has jax (CUDA), flax, optax, orbax, chex, numpy, scipy, yaml, rich, matplotlib.
 # Then, in every device run: carry ["wheels", "ref_data", ".gl"] and begin the command with
 # `source tools/gpu/on_device.sh &&` (see BENCHMARKS.md, "Taking the GPU figures").
+# imageio-ffmpeg (the ffmpeg that writes videos where the system has none) is left out: its wheel
+# (29 MB) would take the carried folders over the 64 MiB a run carries; without a system ffmpeg
+# there, tools/gpu/evidence.sh writes its videos as GIFs.
 # warp-lang (MJX impl='warp') is left out: its wheel (~150 MB) is over the 64 MiB a run carries.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

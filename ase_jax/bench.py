@@ -2,8 +2,11 @@
 
     python -m ase_jax.bench env   [--steps=K] [--config=NAME] [--key=value ...]
     python -m ase_jax.bench train [--iterations=K] [--profile=DIR] [--config=NAME] [--key=value ...]
-    python -m ase_jax.bench all   [--sizes=16,64] [--steps=K] [--out=FILE.json] [--compare=OLD.json]
+    python -m ase_jax.bench all   [--sizes=16,64] [--steps=K] [--out=FILE.json] [--compare=OLD.json] [--key=value ...]
     python -m ase_jax.bench learn [--out=DIR] [--ablation=no_sd] [...]   (see ase_jax/bench_learn.py)
+
+`python -m ase_jax.bench SUBCOMMAND --help` lists a subcommand's options; `--key=value` are keys of
+the pre-training config (`python -m ase_jax.pretrain --help`).
 
 `all` measures, in one process and on the same model, for each env count: C MuJoCo on the CPU
 (`mujoco.rollout`, all cores) doing the same physics, bare `mjx.step`, our env step, and one full
@@ -44,6 +47,7 @@ import jax
 import numpy as np
 from ase_jax.mjx_import import mjx
 
+from ase_jax import cli
 from ase_jax.character import load_character
 from ase_jax.config import config_from_args, load_config, resolve_path
 from ase_jax.env import HumanoidEnv
@@ -200,11 +204,11 @@ def bench_tiny_compile() -> dict:
     return {"train_step_cold_compile_s": cold, "train_step_cached_compile_s": cached}
 
 
-def bench_all(config, sizes, steps: int, iterations: int) -> dict:
+def bench_all(config, sizes, steps: int, iterations: int, tiny_compile: bool = True) -> dict:
     """Everything, per env count, in one process; expects JAX's persistent cache to be enabled."""
     results = {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
                "num_devices": jax.local_device_count(), "jax": jax.__version__, "steps": steps,
-               "tiny": bench_tiny_compile(), "sizes": {}}
+               "tiny": bench_tiny_compile() if tiny_compile else {}, "sizes": {}}
     for n in sizes:
         minibatch = max(1, n * config.ppo.horizon // 4)
         sized = config.replace(num_envs=n, minibatch_size=minibatch,
@@ -252,55 +256,73 @@ def _print_table(results: dict, old: dict | None) -> None:
                       f"from the persistent cache {tiny['train_step_cached_compile_s']:.1f} s")
 
 
+CONFIG_NOTE = ("Any key of the pre-training config is accepted too: --config=NAME and --key=VALUE (see python -m "
+               "ase_jax.pretrain --help).")
+
+
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(prog="python -m ase_jax.bench", description=__doc__)
+    sub = cli.subcommands(parser)
+    env = cli.add_subcommand(sub, "env", "env steps/s of our environment vs a bare mjx.step loop (one JSON line)",
+                             epilog=CONFIG_NOTE)
+    env.add_argument("--steps", type=cli.positive_int, default=100, help="env steps timed (default 100)")
+    train = cli.add_subcommand(sub, "train", "one full pre-training iteration: compile time, steps/s, rollout "
+                               "share (one JSON line)", epilog=CONFIG_NOTE)
+    train.add_argument("--iterations", type=cli.positive_int, default=3, help="iterations timed (default 3)")
+    train.add_argument("--profile", default=None, metavar="DIR",
+                       help="also record a jax profiler trace into DIR and list the top operations")
+    every = cli.add_subcommand(sub, "all", "C MuJoCo, bare mjx, env and training for each env count: a table "
+                               "(and JSON with --out)", epilog=CONFIG_NOTE)
+    every.add_argument("--sizes", type=cli.int_list, default=None,
+                       help="env counts, e.g. 16,64 (default: 16,64 on a CPU; 1024,4096,16384 on a GPU)")
+    every.add_argument("--steps", type=cli.positive_int, default=100, help="env steps timed (default 100)")
+    every.add_argument("--iterations", type=cli.positive_int, default=2,
+                       help="training iterations timed (default 2)")
+    every.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON here")
+    every.add_argument("--compare", default=None, metavar="OLD.json", help="show the ratios to an earlier --out")
+    every.add_argument("--tiny_compile", type=cli.boolean, default=True,
+                       help="also time the tiny config's training-step compile, cold and cached (default true; "
+                            "four more compiles)")
+    cli.add_subcommand(sub, "learn", "the learning protocol (ase_jax/bench_learn.py; python -m ase_jax.bench "
+                       "learn --help lists its options)")
+    return parser
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "learn":  # the learning protocol has a module (and flags) of its own
         from ase_jax import bench_learn
 
         return bench_learn.main(argv[1:])
-    if not argv or argv[0] not in ("env", "train", "all"):
-        print(__doc__, file=sys.stderr)
-        return 2
-    command, rest = argv[0], argv[1:]
-    steps, iterations, sizes, out, compare, profile = 100, None, None, None, None, None
-    flags = []
-    for arg in rest:
-        key, _, value = arg.partition("=")
-        if key == "--steps":
-            steps = int(value)
-        elif key == "--iterations":
-            iterations = int(value)
-        elif key == "--sizes":
-            sizes = [int(v) for v in value.split(",")]
-        elif key == "--out":
-            out = value
-        elif key == "--compare":
-            compare = value
-        elif key == "--profile":
-            profile = value
-        else:
-            flags.append(arg)
+    parser = build_parser()
+    try:
+        args, flags = parser.parse_known_args(argv)  # the flags left over are config keys
+    except SystemExit as e:  # --help (0) or a bad option (1, reported)
+        return e.code if isinstance(e.code, int) else 1
     try:
         config = config_from_args(flags)
-        if command == "all":
+        if args.command == "all":
+            sizes = args.sizes
             if sizes is None:
                 sizes = [16, 64] if jax.devices()[0].platform == "cpu" else [1024, 4096, 16384]
+            try:
+                old = json.loads(Path(args.compare).read_text()) if args.compare else None
+            except (OSError, json.JSONDecodeError) as e:
+                raise AseInputError(f"--compare={args.compare}: {e}") from None
             cache_dir = tempfile.mkdtemp(prefix="ase_jax_bench_cache_")
             jax.config.update("jax_compilation_cache_dir", cache_dir)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            result = bench_all(config, sizes, steps, iterations or 2)
-            old = json.loads(Path(compare).read_text()) if compare else None
+            result = bench_all(config, list(sizes), args.steps, args.iterations, args.tiny_compile)
             _print_table(result, old)
-            if out:
-                Path(out).write_text(json.dumps(result, indent=2))
+            if args.out:
+                Path(args.out).write_text(json.dumps(result, indent=2))
             return 0
-        if command == "env":
-            result = bench_env(config, steps)
+        if args.command == "env":
+            result = bench_env(config, args.steps)
         else:
-            result = bench_train(config, iterations or 3, profile_dir=profile)
+            result = bench_train(config, args.iterations, profile_dir=args.profile)
     except AseInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return cli.error(e)
     print(json.dumps(result))
     return 0
 

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ase_jax import cli
 from ase_jax.env import observations as obs_lib
 from ase_jax.config import resolve_path
 from ase_jax.errors import AseInputError
@@ -168,33 +169,41 @@ def compare(runs: list[str], out: Path) -> dict:
     return summary
 
 
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("diversity", "compare"):
-        print(__doc__, file=sys.stderr)
-        return 2
-    command, rest = argv[0], argv[1:]
-    flags = {a.split("=", 1)[0].lstrip("-"): a.split("=", 1)[1] for a in rest if a.startswith("--") and "=" in a}
-    positional = [a for a in rest if not a.startswith("--")]
-    try:
-        if command == "diversity":
-            if "checkpoint" not in flags:
-                raise AseInputError("diversity needs --checkpoint=RUN_FOLDER")
-            result = diversity(flags["checkpoint"], flags.get("motions"), int(flags.get("num_latents", 64)),
-                               float(flags.get("seconds", 10.0)), int(flags.get("seed", 0)))
-            out = Path(flags.get("out", flags["checkpoint"]))
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "diversity.json").write_text(json.dumps(result, indent=2))
-            plot_histogram(result, out / "diversity.png")
-            print(json.dumps(result))
-        else:
-            if not positional:
-                raise AseInputError("compare needs one or more run folders")
-            print(json.dumps(compare(positional, Path(flags.get("out", "compare.png")))))
-    except AseInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(prog="python -m ase_jax.evaluate", description=__doc__)
+    sub = cli.subcommands(parser)
+    div = cli.add_subcommand(sub, "diversity", "share of transitions per motion clip under random latents "
+                             "(writes diversity.json and diversity.png)")
+    div.add_argument("--checkpoint", required=True, metavar="RUN", help="a pre-training run folder or one of its "
+                     "checkpoints")
+    div.add_argument("--motions", default=None, metavar="DATASET",
+                     help="motion clip or dataset to attribute transitions to (default: the run's)")
+    div.add_argument("--num_latents", type=cli.positive_int, default=64,
+                     help="random latents, one character each (default 64)")
+    div.add_argument("--seconds", type=cli.positive_float, default=10.0, help="episode length (default 10)")
+    div.add_argument("--seed", type=int, default=0, help="seed of the latents and initial states (default 0)")
+    div.add_argument("--out", default=None, metavar="DIR", help="where to write the results (default: --checkpoint)")
+    cmp = cli.add_subcommand(sub, "compare", "learning curves of several runs side by side, with their diversity")
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    cmp.add_argument("--out", default="compare.png", help="the plot (default compare.png)")
+    return parser
+
+
+def _run(args) -> int:
+    if args.command == "diversity":
+        result = diversity(args.checkpoint, args.motions, args.num_latents, args.seconds, args.seed)
+        out = Path(args.out or args.checkpoint)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "diversity.json").write_text(json.dumps(result, indent=2))
+        plot_histogram(result, out / "diversity.png")
+        print(json.dumps(result))
+    else:
+        print(json.dumps(compare(args.runs, Path(args.out))))
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser(), argv, _run)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ target; strike: the target box is part of the scene).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import re
@@ -35,6 +34,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 
+from ase_jax import cli  # noqa: E402
 from ase_jax.errors import AseInputError  # noqa: E402
 
 VIDEO_FPS = 30
@@ -248,27 +248,42 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
     return path
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ase_jax.play", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> cli.Parser:
+    """The options of `python -m ase_jax.play` (add new ones here; `main` passes them on)."""
+    parser = cli.Parser(prog="python -m ase_jax.play", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="a run folder (latest checkpoint) or .../checkpoints/N")
     parser.add_argument("--latent", default=None, help="e0 .. e{latent_dim-1}, random (default) or FILE.npy")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of the clip (default 10)")
+    parser.add_argument("--seconds", type=cli.positive_float, default=10.0, help="length of the clip (default 10)")
     parser.add_argument("--video", default=None, help="write an mp4 here instead of opening the viewer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial state and random latents")
-    parser.add_argument("--grid", type=int, default=None, help="N random latents side by side")
+    parser.add_argument("--grid", type=cli.positive_int, default=None, help="N random latents side by side")
     parser.add_argument("--interpolate", default=None, help="A,B: move the latent from A to B over the clip")
     parser.add_argument("--task", default=None, help="expect a run of this task (task runs are recognised without it)")
-    parser.add_argument("--width", type=int, default=640, help="width of one character's view (default 640)")
-    parser.add_argument("--height", type=int, default=480, help="height of one character's view (default 480)")
-    args = parser.parse_args(argv)
-    try:
-        play(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
-             grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width, height=args.height)
-    except AseInputError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        return 1
+    parser.add_argument("--width", type=cli.positive_int, default=640,
+                        help="width of one character's view (default 640)")
+    parser.add_argument("--height", type=cli.positive_int, default=480,
+                        help="height of one character's view (default 480)")
+    parser.add_argument("--engine", choices=("jax", "mujoco"), default="jax",
+                        help="jax (default): the run's MJX env; mujoco: plain C MuJoCo, also for an export folder "
+                             "of python -m ase_jax.export (ase_jax.play_mujoco)")
+    return parser
+
+
+def _run(args) -> int:
+    if args.engine == "mujoco":
+        from ase_jax import play_mujoco
+
+        play_mujoco.play(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
+                         grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width,
+                         height=args.height)
+        return 0
+    play(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
+         grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width, height=args.height)
     return 0
+
+
+def main(argv=None) -> int:
+    return cli.run(build_parser(), argv, _run)
 
 
 if __name__ == "__main__":

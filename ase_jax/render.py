@@ -2,7 +2,12 @@
 
 Headless by default: unless `MUJOCO_GL` is set, EGL is used (OSMesa where libEGL is missing). MuJoCo
 reads `MUJOCO_GL` when it is imported; if `mujoco` was imported before this module with `MUJOCO_GL`
-unset, the backend is switched when the first renderer is made.
+unset, the backend is switched when the first renderer is made. When no backend works, the first
+renderer raises one `RenderError` naming what was tried and how to fix it (later ones repeat it
+without trying again).
+
+Videos are encoded by ffmpeg: the system's when it is on PATH, else the binary that the
+imageio-ffmpeg package (a dependency) bundles, so `pip install` alone is enough.
 """
 
 from __future__ import annotations
@@ -48,12 +53,33 @@ def _use_headless_backend() -> None:
         gl_context.GLContext = importlib.import_module(f"mujoco.{wanted}").GLContext
 
 
+_GL_FAILURE: str | None = None  # why offscreen rendering failed here, once known (not retried)
+
+
+def _gl_failure_message(error: BaseException) -> str:
+    found = {lib: ctypes.util.find_library(lib) for lib in ("EGL", "OSMesa")}
+    looked = ", ".join(f"lib{lib} {'found' if path else 'not found'}" for lib, path in found.items())
+    backend = os.environ.get("MUJOCO_GL") or "unset (GLFW, needs a display)"
+    detail = " ".join(f"{type(error).__name__}: {error}".split())
+    return (f"offscreen rendering (videos) needs a working OpenGL backend and none works here: tried "
+            f"MUJOCO_GL={backend} ({looked}) and it failed with {detail}. Fix: install EGL "
+            f"(Debian/Ubuntu: apt-get install libegl1, with a GPU driver or Mesa) or OSMesa (apt-get install "
+            f"libosmesa6, then export MUJOCO_GL=osmesa)")
+
+
 def make_renderer(model: mujoco.MjModel, width: int, height: int) -> mujoco.Renderer:
-    _use_headless_backend()
+    global _GL_FAILURE
+    if _GL_FAILURE is not None:
+        raise RenderError(_GL_FAILURE)
     # The offscreen buffer must hold the image; the MJCF's <global offwidth/offheight> may be smaller.
     model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
     model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
-    return mujoco.Renderer(model, height=height, width=width)
+    try:
+        _use_headless_backend()
+        return mujoco.Renderer(model, height=height, width=width)
+    except Exception as e:  # noqa: BLE001 - whatever the GL stack raises: one clear message
+        _GL_FAILURE = _gl_failure_message(e)
+        raise RenderError(_GL_FAILURE) from e
 
 
 def gl_problem() -> str | None:
@@ -155,19 +181,65 @@ def view(model: mujoco.MjModel, qpos_seq, fps: float, target=None) -> None:
             time.sleep(max(0.0, 1.0 / fps - (time.perf_counter() - tick)))
 
 
-def write_video(path, frames, fps: float) -> Path:
-    """Writes (T, H, W, 3) uint8 frames as a video (mp4/H.264 unless the suffix says otherwise)."""
+def ffmpeg_path() -> str:
+    """The ffmpeg program that writes (and reads) videos: the system's when it is on PATH, else the
+    one bundled with the imageio-ffmpeg package."""
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as e:
+        raise RenderError(f"writing videos needs ffmpeg: none is on PATH and imageio-ffmpeg's bundled one is "
+                          f"missing ({e}); pip install imageio-ffmpeg (a dependency of ase_jax), or install "
+                          f"ffmpeg (Debian/Ubuntu: apt-get install ffmpeg)") from None
+
+
+def use_ffmpeg() -> str:
+    """Points mediapy (write_video, read_video) at `ffmpeg_path()`; returns that path."""
     import mediapy
 
-    if shutil.which("ffmpeg") is None:
-        raise RenderError("writing videos needs the ffmpeg program, which is not on PATH "
-                           "(Debian/Ubuntu: apt-get install ffmpeg; conda: conda install ffmpeg)")
+    path = ffmpeg_path()
+    mediapy.set_ffmpeg(path)
+    return path
+
+
+def video_suffix() -> str:
+    """".mp4" where ffmpeg is found (the system's or imageio-ffmpeg's), else ".gif", which
+    `write_video` writes without ffmpeg (e.g. on a machine that carries no imageio-ffmpeg)."""
+    try:
+        ffmpeg_path()
+    except RenderError:
+        return ".gif"
+    return ".mp4"
+
+
+def _write_gif(path: Path, frames: np.ndarray, fps: float) -> Path:
+    """An animated GIF with Pillow (a matplotlib dependency): no ffmpeg needed."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000.0 / fps), loop=0)
+    return path
+
+
+def write_video(path, frames, fps: float) -> Path:
+    """Writes (T, H, W, 3) uint8 frames as a video (mp4/H.264 unless the suffix says otherwise;
+    a .gif is written with Pillow, without ffmpeg)."""
+    import mediapy
+
     frames = np.asarray(frames)
+    path = Path(path)
+    if path.suffix.lower() == ".gif":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _write_gif(path, frames, fps)
+    use_ffmpeg()
     # H.264 with yuv420p needs even sizes: pad odd ones by one black row/column.
     pad = [(0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)]
     if any(p[1] for p in pad):
         frames = np.pad(frames, pad)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mediapy.write_video(path, frames, fps=fps)
     return path

@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
                            TransferSpeedColumn)
 
+from ase_jax import cli
 from ase_jax.errors import AseInputError, MotionFileError
 
 ASE_REPO = "nv-tlabs/ASE"
@@ -205,7 +206,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def add_download_parser(subparsers) -> None:
-    p = subparsers.add_parser("download", help="download a public ASE motion dataset into the local cache")
+    p = cli.add_subcommand(subparsers, "download", description=__doc__,
+                           help="download a public ASE motion dataset into the local cache")
     p.add_argument("name", choices=sorted(DATASETS), help="which dataset")
     p.add_argument("--cache-dir", default=None,
                    help="cache root (default: $ASE_JAX_CACHE, else ~/.cache/ase_jax/motions)")

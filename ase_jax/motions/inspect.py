@@ -9,6 +9,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from ase_jax import cli
 from ase_jax.character import CHARACTERS, Character, load_character
 from ase_jax.errors import AseInputError, MotionFileError
 from ase_jax.motions.convert import convert_clip, fk_error
@@ -98,7 +99,8 @@ def run_inspect(args) -> int:
 
 
 def add_inspect_parser(subparsers) -> None:
-    p = subparsers.add_parser("inspect", help="list the clips of a .npy clip or .yaml dataset and check their conversion")
+    p = cli.add_subcommand(subparsers, "inspect", description=__doc__,
+                           help="list the clips of a .npy clip or .yaml dataset and check their conversion")
     p.add_argument("path", help="a motion clip (.npy) or a dataset (.yaml)")
     p.add_argument("--character", default=None, choices=sorted(CHARACTERS),
                    help="character to convert for (default: the one whose skeleton matches)")

@@ -13,6 +13,7 @@ import difflib
 import numpy as np
 from rich.console import Console
 
+from ase_jax import cli
 from ase_jax.character import CHARACTERS, Character, load_character
 from ase_jax.errors import AseInputError, MotionFileError
 from ase_jax.motions.convert import ClipStates, convert_clip
@@ -75,12 +76,13 @@ def run_play(args) -> int:
 
 
 def add_play_parser(subparsers) -> None:
-    p = subparsers.add_parser("play", help="play a clip kinematically on the character (viewer or --video)")
+    p = cli.add_subcommand(subparsers, "play", description=__doc__,
+                           help="play a clip kinematically on the character (viewer or --video)")
     p.add_argument("path", help="a motion clip (.npy) or a dataset (.yaml)")
     p.add_argument("--clip", default=None, help="which clip of a dataset (file name without .npy; default: all)")
     p.add_argument("--video", default=None, help="write an mp4 here instead of opening the viewer")
-    p.add_argument("--width", type=int, default=640, help="video width in pixels (default 640)")
-    p.add_argument("--height", type=int, default=480, help="video height in pixels (default 480)")
+    p.add_argument("--width", type=cli.positive_int, default=640, help="video width in pixels (default 640)")
+    p.add_argument("--height", type=cli.positive_int, default=480, help="video height in pixels (default 480)")
     p.add_argument("--character", default=None, choices=sorted(CHARACTERS),
                    help="character to play on (default: the one whose skeleton matches)")
     p.set_defaults(func=run_play)

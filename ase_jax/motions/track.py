@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ase_jax import quat
+from ase_jax import cli
 from ase_jax.character import CHARACTERS, Character, character_spec
 from ase_jax.drive import PDDrive, make_drive, mujoco_step
 from ase_jax.errors import AseInputError
@@ -178,8 +179,9 @@ def run_track(args) -> int:
 
 
 def add_track_parser(subparsers) -> None:
-    p = subparsers.add_parser("track", help="simulate a clip or dataset with the root driven along the data and "
-                                            "report how well the joints follow it")
+    p = cli.add_subcommand(subparsers, "track", description=__doc__,
+                           help="simulate a clip or dataset with the root driven along the data and "
+                                "report how well the joints follow it")
     p.add_argument("path", help="a motion clip (.npy) or a dataset (.yaml)")
     p.add_argument("--character", default=None, choices=sorted(CHARACTERS),
                    help="character to simulate (default: the one whose skeleton matches)")

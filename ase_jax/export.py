@@ -1,0 +1,350 @@
+"""`python -m ase_jax.export --checkpoint=RUN --out=DIR`: a trained policy as ONNX files plus a JSON.
+
+Writes into DIR:
+
+    llc.onnx      the low-level policy: (obs, z) -> (action, pd_target); the observation normaliser
+                  and the latent's unit normalisation are inside the graph
+    hlc.onnx      task runs only: the high-level controller, obs -> latent (a unit z for llc.onnx),
+                  or, for a --scratch task run, obs -> (action, pd_target)
+    policy.json   what the graphs expect: observation layout, action -> PD target mapping, control
+                  rate, physics steps, character and the env settings the policy was trained with
+
+The graphs are plain ONNX (opset 17: MatMul, Add, Relu, Tanh, Clip, Concat, ...) built from the
+flax parameters with the `onnx` package's helpers, so onnxruntime (or any ONNX runtime) reproduces
+the JAX policy's deterministic action to float32 rounding (tests/test_export.py). docs/export.md
+describes the graphs and the JSON. Needs the optional extra: `pip install -e '.[export]'`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ase_jax.errors import AseInputError
+
+OPSET = 17
+IR_VERSION = 8  # the oldest IR that opset 17 allows, so that older runtimes load the files too
+FORMAT = 1  # of policy.json
+LLC_FILE, HLC_FILE, JSON_FILE = "llc.onnx", "hlc.onnx", "policy.json"
+
+# The task part of each task's observation (appended to the character's), from ase_jax/tasks/*.py `observe`.
+# All vectors are in the character's heading frame (rotated by -yaw of the root) unless said otherwise.
+TASK_OBS_LAYOUT = {
+    "heading": [("target_direction_xy", 2, "unit target direction of travel, heading frame"),
+                ("target_speed", 1, "m/s"),
+                ("target_facing_xy", 2, "unit target facing direction, heading frame")],
+    "location": [("target_offset_xy", 2, "target position - root position, heading frame (m)")],
+    "reach": [("target_offset", 3, "target - (root x, root y, 0), heading frame (m)")],
+    "strike": [("target_position", 3, "target - root in xy (heading frame), the target's height in z (m)"),
+               ("target_rotation", 6, "tan_norm of the target's rotation in the heading frame"),
+               ("target_velocity", 3, "heading frame (m/s)"),
+               ("target_angular_velocity", 3, "world-frame angular velocity in the heading frame (rad/s)")],
+    "getup": [],
+}
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError as e:
+        raise AseInputError(f"exporting needs the 'onnx' package ({e}): pip install -e '.[export]' "
+                            "(or pip install onnx onnxruntime)") from None
+    return onnx, helper, numpy_helper
+
+
+# --- graph building --------------------------------------------------------------------------------
+
+
+class _Graph:
+    """A tiny builder over onnx.helper: named constants (initializers) and nodes with fresh names."""
+
+    def __init__(self):
+        self.onnx, self.helper, self.numpy_helper = _onnx()
+        self.nodes, self.initializers, self._count = [], [], 0
+
+    def _name(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, value, hint: str) -> str:
+        name = self._name(hint)
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    def node(self, op: str, inputs, hint: str | None = None, output: str | None = None, **attrs) -> str:
+        output = output or self._name(hint or op.lower())
+        self.nodes.append(self.helper.make_node(op, list(inputs), [output], **attrs))
+        return output
+
+    def dense(self, x: str, layer: dict, hint: str) -> str:
+        """x @ kernel + bias, as flax's nn.Dense."""
+        y = self.node("MatMul", [x, self.const(layer["kernel"], f"{hint}_kernel")], f"{hint}_matmul")
+        return self.node("Add", [y, self.const(layer["bias"], f"{hint}_bias")], hint)
+
+    def mlp(self, x: str, layers: list[dict], hint: str, activate_final: bool = False) -> str:
+        """Dense layers with ReLU between them (brax's MLP and the HLC's MLP)."""
+        for i, layer in enumerate(layers):
+            x = self.dense(x, layer, f"{hint}_{i}")
+            if i < len(layers) - 1 or activate_final:
+                x = self.node("Relu", [x], f"{hint}_{i}_relu")
+        return x
+
+    def normalize_obs(self, x: str, mean, std, clip: float | None) -> str:
+        """(x - mean) / std, clipped to +-clip: brax's running_statistics.normalize."""
+        x = self.node("Sub", [x, self.const(mean, "obs_mean")], "obs_centered")
+        x = self.node("Div", [x, self.const(std, "obs_std")], "obs_scaled")
+        if clip is not None:
+            x = self.node("Clip", [x, self.const(-clip, "obs_clip_lo"), self.const(clip, "obs_clip_hi")],
+                          "obs_normalized")
+        return x
+
+    def clip(self, x: str, lo: float, hi: float, output: str | None = None) -> str:
+        return self.node("Clip", [x, self.const(lo, "clip_lo"), self.const(hi, "clip_hi")], "clip", output)
+
+    def unit(self, x: str, eps: float, output: str | None = None) -> str:
+        """x / max(|x|, eps) along the last axis."""
+        norm = self.node("ReduceL2", [x], "norm", axes=[-1], keepdims=1)
+        norm = self.node("Max", [norm, self.const(eps, "norm_eps")], "norm_safe")
+        return self.node("Div", [x, norm], "unit", output)
+
+    def pd_target(self, action: str, offset, scale) -> str:
+        scaled = self.node("Mul", [action, self.const(scale, "pd_scale")], "pd_scaled")
+        return self.node("Add", [scaled, self.const(offset, "pd_offset")], output="pd_target")
+
+    def model(self, name: str, inputs: dict, outputs: dict, doc: str):
+        helper, onnx = self.helper, self.onnx
+        tensor = lambda n, size: helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["batch", size])
+        graph = helper.make_graph(self.nodes, name, [tensor(n, s) for n, s in inputs.items()],
+                                  [tensor(n, s) for n, s in outputs.items()], self.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ase_jax",
+                                  doc_string=doc)
+        model.ir_version = IR_VERSION
+        onnx.checker.check_model(model)
+        return model
+
+
+def _layers(params: dict, prefix: str = "hidden_") -> list[dict]:
+    """The Dense layers {kernel, bias} of an MLP's params in order (hidden_0, hidden_1, ..., then `out`)."""
+    names = sorted((k for k in params if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
+    layers = [params[k] for k in names] + ([params["out"]] if "out" in params else [])
+    return [{k: np.asarray(v, np.float32) for k, v in layer.items()} for layer in layers]
+
+
+def llc_model(pretrained, character):
+    """ONNX model of `Pretrained.action` (clip(mu(normalised obs, z), -1, 1)) and its PD targets.
+
+    z is normalised to unit length inside the graph: the policy was trained on unit latents, and
+    the JAX code only ever gives it unit latents (for those the normalisation changes nothing)."""
+    g = _Graph()
+    actor = pretrained.params["actor"]["params"]
+    obs = g.normalize_obs("obs", np.asarray(pretrained.obs_norm.mean), np.asarray(pretrained.obs_norm.std),
+                          pretrained.config.ppo.normalize_obs_clip)
+    z = g.unit("z", 1e-12)
+    style = g.node("Tanh", [g.mlp(z, _layers(actor["style"]), "style")], "style_tanh")
+    hidden = g.node("Concat", [obs, style], "actor_input", axis=-1)
+    mu = g.mlp(hidden, _layers(actor["trunk"]), "trunk")
+    action = g.clip(mu, -1.0, 1.0, output="action")
+    g.pd_target(action, character.pd_offset, character.pd_scale)
+    nets = pretrained.networks
+    return g.model("ase_llc", {"obs": nets.obs_size, "z": nets.latent_dim},
+                   {"action": nets.action_size, "pd_target": nets.action_size},
+                   "ASE low-level policy (ase_jax): obs (raw) and latent z -> action in [-1, 1] and PD targets")
+
+
+def hlc_model(policy, character):
+    """ONNX model of `TaskPolicy.high_level_action`: the unit latent for the LLC, or for a scratch
+    policy the action and its PD targets."""
+    g = _Graph()
+    actor = policy.params["actor"]["params"]
+    mlp = actor[next(iter(actor))]  # HLCActor holds one MLP
+    obs = g.normalize_obs("obs", np.asarray(policy.obs_norm.mean), np.asarray(policy.obs_norm.std),
+                          policy.config.ppo.normalize_obs_clip)
+    a = g.node("Tanh", [g.mlp(obs, _layers(mlp), "hlc")], "hlc_tanh")
+    obs_size = int(np.asarray(policy.obs_norm.mean).shape[-1])
+    if policy.llc is None:
+        action = g.clip(a, -1.0, 1.0, output="action")
+        g.pd_target(action, character.pd_offset, character.pd_scale)
+        size = character.num_actions
+        return g.model("ase_task_scratch", {"obs": obs_size}, {"action": size, "pd_target": size},
+                       "ASE task policy trained from scratch (ase_jax): obs (raw) -> action in [-1, 1] and PD targets")
+    latent = g.unit(g.clip(a, -1.0, 1.0), 1e-6, output="latent")
+    return g.model("ase_hlc", {"obs": obs_size}, {"latent": policy.llc.config.ase.latent_dim},
+                   "ASE high-level controller (ase_jax): task obs (raw) -> unit latent z for the low-level policy")
+
+
+# --- the JSON --------------------------------------------------------------------------------------
+
+
+def character_obs_layout(character) -> list[dict]:
+    """The blocks of the character's policy observation (ase_jax.env.observations.policy_obs), in order."""
+    b = character.num_bodies
+    blocks = [
+        ("root_height", [1], "root height above the floor (m)"),
+        ("body_positions", [b - 1, 3], "p_b - p_root of bodies 1.. in the heading frame (m)"),
+        ("body_rotations", [b, 6], "tan_norm (rotated x axis, rotated z axis) of each body's rotation in the "
+                                   "heading frame"),
+        ("body_velocities", [b, 3], "linear velocity of each body's origin, heading frame (m/s)"),
+        ("body_angular_velocities", [b, 3], "angular velocity of each body, heading frame (rad/s)"),
+    ]
+    return _with_offsets([{"name": n, "shape": s, "size": int(np.prod(s)), "doc": d} for n, s, d in blocks])
+
+
+def _with_offsets(blocks: list[dict], start: int = 0) -> list[dict]:
+    for block in blocks:
+        block["start"] = start
+        start += block["size"]
+    return blocks
+
+
+def task_obs_layout(character, task_name: str, task_obs_size: int) -> list[dict]:
+    blocks = character_obs_layout(character)
+    known = TASK_OBS_LAYOUT.get(task_name)
+    if known is None or sum(s for _, s, _ in known) != task_obs_size:
+        known = [("task", task_obs_size, f"see ase_jax/tasks/{task_name}.py observe()")] if task_obs_size else []
+    start = blocks[-1]["start"] + blocks[-1]["size"]
+    return blocks + _with_offsets([{"name": n, "shape": [s], "size": s, "doc": d} for n, s, d in known], start)
+
+
+def describe(config, character, step: int, source: str, task_policy=None) -> dict:
+    """policy.json's content for a run (`config`: the LLC's or the task run's; `task_policy` for task runs)."""
+    import mujoco
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ase_jax.config import to_dict
+    from ase_jax.env import observations as obs_lib
+
+    try:
+        ase_version = version("ase_jax")
+    except PackageNotFoundError:
+        ase_version = None
+    model = character.model
+    physics_dt = float(model.opt.timestep)
+    steps = config.env.physics_steps_per_control_step
+    obs_size = obs_lib.policy_obs_size(character)
+    actuators = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in range(model.nu)]
+    out = {
+        "format": FORMAT,
+        "ase_jax_version": ase_version,
+        "source": {"checkpoint": source, "step": int(step), "command": config.command},
+        "character": {"name": character.name, "mjcf": character.xml_path.name, "nq": character.nq,
+                      "nv": character.nv, "num_bodies": character.num_bodies, "bodies": list(character.body_names)},
+        "control": {"rate_hz": round(1.0 / (steps * physics_dt), 6), "physics_dt": physics_dt,
+                    "physics_steps_per_control_step": steps,
+                    "drive": "ase_jax.drive.PDDrive (the reference's clamped PD), pd_torque_limit="
+                             f"{config.env.pd_torque_limit}"},
+        "action": {"size": character.num_actions, "clip": [-1.0, 1.0], "actuators": actuators,
+                   "pd_target": "pd_offset + pd_scale * action (radians: hinge angles, ball-joint exp-map components)",
+                   "pd_offset": [float(x) for x in character.pd_offset],
+                   "pd_scale": [float(x) for x in character.pd_scale]},
+        "observation": {"size": obs_size, "normalized_inside": True, "layout": character_obs_layout(character)},
+        "env": to_dict(config)["env"],
+    }
+    if task_policy is None:
+        out["llc"] = _llc_entry(config, obs_size)
+        return out
+    task = task_policy.env.task
+    task_obs = task_policy.env.obs_size
+    out["task"] = {"name": config.task.name, "scratch": task_policy.llc is None, "obs_size": task_obs,
+                   "obs_layout": task_obs_layout(character, config.task.name, task_obs - obs_size),
+                   "llc_steps": task_policy.steps_per_action,
+                   "marker": (task.marker.__doc__ or "").strip().splitlines()[0] if task.marker.__doc__ else None}
+    if task_policy.llc is None:
+        out["hlc"] = {"file": HLC_FILE, "inputs": {"obs": task_obs},
+                      "outputs": {"action": character.num_actions, "pd_target": character.num_actions}}
+    else:
+        out["llc"] = _llc_entry(task_policy.llc.config, obs_size)
+        out["hlc"] = {"file": HLC_FILE, "inputs": {"obs": task_obs}, "outputs": {"latent": out["llc"]["latent_dim"]},
+                      "latent": "unit vector; hold it for llc_steps control steps, feeding llc.onnx the first "
+                                f"{obs_size} entries of the task observation"}
+    return out
+
+
+def _llc_entry(config, obs_size: int) -> dict:
+    latent_dim = config.ase.latent_dim
+    return {"file": LLC_FILE, "inputs": {"obs": obs_size, "z": latent_dim},
+            "outputs": {"action": None, "pd_target": None}, "latent_dim": latent_dim,
+            "z": "normalised to unit length inside the graph (e_k, or normalised N(0, I) draws)",
+            "normalizer_clip": config.ppo.normalize_obs_clip}
+
+
+# --- loading and writing ---------------------------------------------------------------------------
+
+
+def load_run(checkpoint):
+    """(kind, config, character, step, workdir, pretrained or None, task policy or None) of a run
+    folder or checkpoint folder; any problem reading it is an AseInputError."""
+    from ase_jax.agents.ase.policy import load_pretrained
+    from ase_jax.agents.hlc.policy import is_task_run, load_task_policy
+    from ase_jax.character import load_character
+    from ase_jax.checkpoint import find_checkpoint, read_saved_config
+
+    try:
+        workdir, step = find_checkpoint(checkpoint)
+        if is_task_run(read_saved_config(checkpoint)):
+            policy = load_task_policy(checkpoint)
+            return "task", policy.config, policy.env.character, policy.step, workdir, policy.llc, policy
+        pretrained = load_pretrained(checkpoint, build_env=False)
+        return ("pretrain", pretrained.config, load_character(pretrained.config.env.character), pretrained.step,
+                workdir, pretrained, None)
+    except AseInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds of errors for bad files
+        raise AseInputError(f"{checkpoint}: cannot read this checkpoint ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+
+
+def export(checkpoint, out) -> dict:
+    """Writes llc.onnx (and hlc.onnx for a task run) and policy.json into `out`; returns policy.json's dict."""
+    onnx = _onnx()[0]
+    kind, config, character, step, workdir, pretrained, task_policy = load_run(checkpoint)
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise AseInputError(f"--out={out}: exists and is not a folder")
+    models = {}
+    if pretrained is not None:
+        models[LLC_FILE] = llc_model(pretrained, character)
+    if task_policy is not None:
+        models[HLC_FILE] = hlc_model(task_policy, character)
+    meta = describe(config, character, step, str(Path(workdir).resolve()), task_policy)
+    if "llc" in meta:
+        meta["llc"]["outputs"] = {"action": character.num_actions, "pd_target": character.num_actions}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, model in models.items():
+            onnx.save(model, str(out / name))
+        (out / JSON_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    except OSError as e:
+        raise AseInputError(f"--out={out}: cannot write there ({e.strerror or e})") from None
+    return meta
+
+
+def build_parser():
+    from ase_jax import cli
+
+    parser = cli.Parser(prog="python -m ase_jax.export", description=__doc__)
+    parser.add_argument("--checkpoint", required=True, help="a run folder (latest checkpoint) or .../checkpoints/N")
+    parser.add_argument("--out", required=True, help="folder to write llc.onnx, hlc.onnx (task runs), policy.json")
+    return parser
+
+
+def _run(args) -> int:
+    meta = export(args.checkpoint, args.out)
+    files = [meta[k]["file"] for k in ("llc", "hlc") if k in meta]
+    print(f"{args.checkpoint} (checkpoint {meta['source']['step']}): wrote {', '.join(files)} and {JSON_FILE} "
+          f"to {args.out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    from ase_jax import cli
+
+    return cli.run(build_parser(), argv, _run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,6 +19,16 @@ init), so a run can resume exactly when every path, shape and dtype agrees; othe
 names the leaves and config values that differ, and nothing is moved. Only a checkpoint that
 cannot be read (truncated or corrupted files) is moved aside, never deleted, and the one before it
 is used. Checkpoints of older ase_jax versions (leaves named `leaf_00000`, ...) are refused.
+
+Multi-process runs (`ase_jax.distributed`): every process calls `save` and `restore`, as orbax
+wants. Each process holds only its own devices' rows of the state, so `save` first gathers every
+process's rows (one allgather of the whole state) and hands orbax host arrays with the leading axis
+over all devices of all processes; orbax then writes one copy, from process 0. We gather to host
+arrays instead of saving global jax.Arrays because the checkpoint then has exactly the layout of a
+single-process run over the same total number of devices, so either kind of run resumes the other
+(and play/evaluate read it as any other). `restore` reads the whole state on every process and
+keeps its own devices' rows. (At scale the gather costs each process a host copy of every
+device's env states and replay buffer per checkpoint; saving sharded global arrays would avoid it.)
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ase_jax import distributed
 from ase_jax.errors import AseInputError
 
 FORMAT = 2
@@ -56,7 +67,7 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, step: int, state, config: dict) -> None:
-        leaves = _leaves_by_path(jax.device_get(state))
+        leaves = _leaves_by_path(distributed.gather_device_axis(state))  # all devices of all processes
         layout = {"format": FORMAT, "leaves": {path: _spec(leaf) for path, leaf in leaves.items()}}
         arrays = {path: np.asarray(leaf) for path, leaf in leaves.items() if np.size(leaf) > 0}
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
@@ -75,6 +86,7 @@ class Checkpointer:
         from the saved one; nothing on disk is changed. Files that cannot be read raise orbax's or
         tensorstore's own errors (or ValueError for an inconsistent checkpoint)."""
         where = self.directory / str(step)
+        local_target, target = target, _over_all_processes(target)
         saved = self.manager.restore(step, args=ocp.args.Composite(layout=ocp.args.JsonRestore(),
                                                                    config=ocp.args.JsonRestore()))
         saved_leaves, saved_config = self._check_format(step, saved["layout"])["leaves"], saved["config"]
@@ -97,6 +109,9 @@ class Checkpointer:
                 raise ValueError(f"{where}: saved array {key} is {_describe(_spec(value))}, its layout says "
                                  f"{_describe(spec)}")
             out.append(value)
+        if jax.process_count() > 1:  # this process's devices' rows
+            out = [leaf[distributed.local_device_rows(leaf.shape[0])] for leaf in out]
+            treedef = jax.tree_util.tree_structure(local_target)
         return jax.tree_util.tree_unflatten(treedef, out)
 
     def restore_raw(self, step: int) -> tuple[dict, dict, dict]:
@@ -125,6 +140,11 @@ class Checkpointer:
             except AseInputError:
                 raise
             except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds of errors for bad files
+                if jax.process_count() > 1:  # moving files aside is for one process to do, and all to agree on
+                    raise AseInputError(
+                        f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}: {str(e)[:200]}); "
+                        f"a multi-process run does not move it aside: resume once with a single process (which "
+                        f"moves it to corrupt_checkpoints/ and uses the one before), or move it yourself") from None
                 aside = self.workdir / "corrupt_checkpoints" / f"{step}-{int(time.time())}"
                 aside.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(self.directory / str(step)), str(aside))
@@ -150,6 +170,15 @@ class Checkpointer:
             raise AseInputError(f"{where}: saved in checkpoint format {layout['format']!r}, but this version of "
                                 f"ase_jax reads format {FORMAT}; use the ase_jax version that wrote it")
         return layout
+
+
+def _over_all_processes(target):
+    """`target` (this process's rows of a pmapped state, arrays or ShapeDtypeStructs) as
+    ShapeDtypeStructs with the leading device axis over all processes; `target` itself for one."""
+    if jax.process_count() == 1:
+        return target
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct((leaf.shape[0] * jax.process_count(),) + tuple(leaf.shape[1:]),
+                                                          leaf.dtype), target)
 
 
 def _leaves_by_path(tree) -> dict:

@@ -191,6 +191,15 @@ class RunConfig:
     max_bad_iterations: int = _field(5, "stop after this many consecutive iterations whose updates were all "
                                      "skipped for non-finite gradients", _positive)
     log_every: int = _field(1, "iterations between metric logs", _positive)
+    coordinator_address: str = _field("", "HOST:PORT of process 0 for a run over several processes (machines): "
+                                      "every process passes the same one; 'auto' reads it, the process count "
+                                      "and id from the cluster launcher (SLURM, Open MPI); empty: one process, "
+                                      "or the launcher's when srun/mpirun started several")
+    num_processes: int = _field(1, "processes of a multi-process run (with coordinator_address)", _positive)
+    process_id: int = _field(0, "this process's index, 0 .. num_processes - 1 (with coordinator_address)",
+                             _non_negative)
+    coordinator_timeout: int = _field(300, "seconds to wait for all processes to reach the coordinator "
+                                      "before giving up with an error", _positive)
 
 
 SECTIONS: dict[str, type] = {"env": EnvConfig, "ppo": PPOConfig, "ase": ASEConfig, "task": TaskConfig,
@@ -367,23 +376,54 @@ def _read_file(name_or_path: str, seen=()) -> tuple[str, dict]:
     return command, values
 
 
-def parse_overrides(args: list[str]) -> tuple[str, dict]:
-    """(config name, overrides) from flags of the form --key=value (values parsed as YAML scalars)."""
-    name, overrides = "default", {}
-    for arg in args:
-        if not arg.startswith("--") or "=" not in arg:
-            raise ConfigError(f"expected flags of the form --key=value, got '{arg}'")
-        key, raw = arg[2:].split("=", 1)
+def _parse_flags(args: list[str]) -> tuple[str | None, dict]:
+    """(config name or None, overrides) from `--key=value`, `--key value` and, for a bool key, a
+    bare `--key` (true)."""
+    name, overrides = None, {}
+    args = list(args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if not arg.startswith("--") or arg == "--":
+            raise ConfigError(f"expected flags of the form --key=value, got '{arg}' (see --help)")
+        key, eq, raw = arg[2:].partition("=")
         key = key.replace("-", "_")
+        if not eq:
+            if _is_bool_key(key):
+                raw = "true"
+                if i < len(args) and args[i].lower() in ("true", "false", "yes", "no", "on", "off"):
+                    raw = args[i]
+                    i += 1
+            elif i < len(args) and not args[i].startswith("--"):
+                raw = args[i]
+                i += 1
+            else:
+                raise ConfigError(f"--{key} needs a value: --{key}=VALUE (see --help)")
         if key == "config":
             name = raw
+            continue
+        if _is_str_key(key):
+            overrides[key] = raw  # paths and names stay strings
             continue
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        overrides[key] = raw if _is_str_key(key) else value  # paths and names stay strings
+        overrides[key] = value
     return name, overrides
+
+
+def parse_overrides(args: list[str]) -> tuple[str, dict]:
+    """(config name, overrides) from flags `--key=value` or `--key value` (values parsed as YAML
+    scalars; floats as users type them, 1e-4 included; lists as [256,256] or 256,256)."""
+    name, overrides = _parse_flags(args)
+    return name or "default", overrides
+
+
+def _is_bool_key(key: str) -> bool:
+    name = key.split(".")[-1]
+    return any(typing.get_type_hints(cls).get(name) is bool for cls in SECTIONS.values())
 
 
 def _is_str_key(key: str) -> bool:
@@ -429,10 +469,72 @@ def from_dict(values: dict) -> Config:
 
 
 def config_from_args(args: list[str], command: str = "pretrain", default: str = "default") -> Config:
-    name, overrides = parse_overrides(args)
-    if not any(a.startswith("--config=") for a in args):
-        name = default
-    return load_config(name, overrides, command)
+    name, overrides = _parse_flags(args)
+    return load_config(name or default, overrides, command)
+
+
+def format_value(value) -> str:
+    """A value as it is typed on the command line (`--key=VALUE`)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, str):
+        return value if value else '""'
+    return str(value)
+
+
+def _type_name(tp) -> str:
+    return "int,int,..." if tp is tuple else getattr(tp, "__name__", str(tp))
+
+
+def config_help(command: str, default_config: str | None = None, width: int = 100) -> str:
+    """The options of a training command, generated from the dataclasses: every key of the sections
+    `command` uses, by section, as `--key=TYPE (default: VALUE)` and its help line (`--section.key`
+    where a name is in two of them). Where `default_config` (the file used without --config) sets
+    a key to another value, that value is shown too."""
+    import textwrap
+
+    index = _key_index(command)
+    file_values: dict = {}
+    if default_config is not None:
+        try:
+            _, file_values = _read_file(default_config)
+        except ConfigError:
+            file_values = {}
+    configs = []
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        try:
+            if _read_file(str(path))[0] == command:
+                configs.append(path.stem)
+        except ConfigError:
+            pass
+    intro = ("Flags are --key=VALUE or --key VALUE (a bare --key sets a bool key to true). Floats as typed "
+             "(1e-4, 3E-5); lists as 256,256 or [256,256]. A bad value or unknown key is one error line and "
+             "exit status 1. Every key is declared in ase_jax/config.py.")
+    lines = [f"usage: python -m ase_jax.{command} [--config=NAME] [--key=VALUE ...]", "",
+             *textwrap.wrap(intro, width), "",
+             "  -h, --help            this help",
+             *textwrap.wrap(f"a config in configs/ ({', '.join(configs)}) or a YAML path"
+                            + (f"; default: {default_config}" if default_config else ""), width,
+                            initial_indent="  --config=NAME         ", subsequent_indent=" " * 24)]
+    if default_config and default_config != "default":
+        lines.append(f"                        values that configs/{default_config}.yaml sets are shown after '->'")
+    for section in COMMANDS[command]:
+        cls = SECTIONS[section]
+        hints = typing.get_type_hints(cls)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        lines += ["", f"{section}: {doc}"]
+        for name, f in section_fields(section).items():
+            flag = f"--{section}.{name}" if len(index.get(name, [])) > 1 else f"--{name}"
+            head = f"  {flag}={_type_name(hints[name])}  (default: {format_value(f.default)}"
+            override = (file_values.get(section) or {}).get(name, f.default)
+            if override != f.default:
+                head += f" -> {format_value(override)}"
+            lines.append(head + ")")
+            lines += textwrap.wrap(f.metadata.get("help", ""), width, initial_indent=" " * 6,
+                                   subsequent_indent=" " * 6)
+    return "\n".join(lines) + "\n"
 
 
 def to_dict(config: Config) -> dict:

@@ -8,6 +8,7 @@ import json
 import math
 import platform
 import time
+import traceback
 from pathlib import Path
 
 import jax
@@ -15,6 +16,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ase_jax import distributed
 from ase_jax.checkpoint import Checkpointer
 from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
@@ -28,16 +30,49 @@ class TrainingDiverged(AseInputError):
 PACKAGES = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "brax", "flax", "optax", "orbax-checkpoint", "numpy")
 
 
+class _NoLogger:
+    """The metrics logger of the processes other than 0 in a multi-process run."""
+
+    def log(self, step: int, metrics: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def run_command(train, argv: list[str], command: str, default_config: str) -> int:
     """The body of a training command: config from `argv` (`--config=NAME --key=value ...`; a
     config written for `command`, `default_config` without --config), then `train(config, console)`;
-    bad input is printed as one clear line and exits with status 1."""
+    bad input is printed as one clear line and exits with status 1.
+
+    With `--coordinator_address` (or under srun/mpirun) this process first joins the others of a
+    multi-process run (`ase_jax.distributed`), and all check that they run the same thing; only
+    process 0 prints progress.
+
+    `--help` (`-h`) prints every config key of the command's sections, with type, default and help
+    (`ase_jax.config.config_help`), and returns 0."""
+    from ase_jax import cli
+    from ase_jax.config import config_help
+
+    if cli.wants_help(argv):
+        print(config_help(command, default_config), end="")
+        return 0
     console = Console()
     try:
-        train(config_from_args(argv, command, default_config), console)
+        config = config_from_args(argv, command, default_config)
+        if distributed.initialize(config.run):  # before anything touches a jax device
+            distributed.check_agreement(config)
+            console = Console(quiet=not distributed.is_primary())
+        train(config, console)
     except AseInputError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        distributed.exit_now_if_joined(1)
         return 1
+    except BaseException:
+        if distributed.joined():  # the others must not wait for this process
+            traceback.print_exc()
+            distributed.exit_now_if_joined(1)
+        raise
     return 0
 
 
@@ -49,7 +84,8 @@ def run_info(config: Config) -> dict:
         except importlib.metadata.PackageNotFoundError:
             pass
     return {"config": to_dict(config), "versions": versions, "python": platform.python_version(),
-            "devices": [str(d) for d in jax.local_devices()]}
+            "devices": [str(d) for d in jax.local_devices()], "processes": jax.process_count(),
+            "global_devices": jax.device_count()}
 
 
 def train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None = None,
@@ -85,14 +121,19 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     else:
         state = restored
         console.print(f"resumed from {checkpointer.directory / str(start)} (iteration {start})")
+    distributed.check_same_state((getattr(state, "params", None), getattr(state, "llc", None)))
+    primary = distributed.is_primary()  # process 0 alone writes logs and shows progress
+    if not primary:
+        console = Console(quiet=True)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str))
+    if primary:
+        (workdir / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str))
 
     steps_per_iteration = hp.num_envs * hp.horizon
     total_iterations = math.ceil(run.total_steps / steps_per_iteration)
     if max_iterations is not None:
         total_iterations = min(total_iterations, start + max_iterations)
-    logger = RunLogger(workdir)
+    logger = RunLogger(workdir) if primary else _NoLogger()
     last = {}
     # The first iteration compiles the whole training step (minutes on a CPU for the reference
     # sizes): the bar says so, with the elapsed time ticking, until it returns.

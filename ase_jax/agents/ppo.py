@@ -1,8 +1,9 @@
 """The PPO machinery that ASE pre-training and task training share.
 
-Both iterations are one compiled program per device, `pmap`ped over the local devices: each device
-simulates its share of the environments, and gradients and normaliser statistics are averaged over
-devices, so that the parameters stay identical everywhere. An algorithm supplies its rollout, its
+Both iterations are one compiled program per device, `pmap`ped over the local devices (over the
+devices of all processes in a multi-process run, `ase_jax.distributed`): each device simulates its
+share of the environments, and gradients and normaliser statistics are averaged over devices, so
+that the parameters stay identical everywhere. An algorithm supplies its rollout, its
 rewards and its loss; this module supplies the rest:
 
     split_over_devices / pmapped_init / compile_train_fns   the device split and the pmap boundary
@@ -134,8 +135,17 @@ class DeviceSplit(NamedTuple):
 
 def split_over_devices(ppo: PPOConfig, num_devices: int | None = None) -> DeviceSplit:
     """How an iteration's environments and minibatches divide over the first `num_devices` local
-    devices (all of them by default); a ConfigError when they do not divide evenly."""
-    devices = jax.local_devices()[: num_devices or jax.local_device_count()]
+    devices (all of them by default); a ConfigError when they do not divide evenly.
+
+    In a multi-process run (`jax.distributed`) the split is over the devices of all processes,
+    ordered by process: global device g = process_index x local devices + local index, and each
+    process feeds and reads back the rows of its own devices only (pmap's per-process view)."""
+    if jax.process_count() > 1:
+        if num_devices is not None:
+            raise ConfigError(f"num_devices={num_devices}: a multi-process run uses every device of every process")
+        devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    else:
+        devices = jax.local_devices()[: num_devices or jax.local_device_count()]
     n = len(devices)
     if ppo.num_envs % n:
         raise ConfigError(f"num_envs={ppo.num_envs} must be divisible by the {n} devices")
@@ -149,13 +159,18 @@ def split_over_devices(ppo: PPOConfig, num_devices: int | None = None) -> Device
 
 def pmapped_init(init: Callable, devices) -> Callable:
     """`key -> state` from `init(param_key, env_key)`, pmapped: every device starts from the same
-    parameters and from its own environments."""
+    parameters and from its own environments. Device g of `devices` gets env key g of
+    `split(env_key, len(devices))` wherever it is, so a run over 2 processes x 1 device starts
+    exactly as one over 1 process x 2 devices (each process passes the keys of its own devices)."""
     pinit = jax.pmap(init, axis_name=AXIS, devices=devices)
+    mine = [g for g, d in enumerate(devices) if d.process_index == jax.process_index()]
 
     def init_state(key):
         param_key, env_key = jax.random.split(key)
-        return pinit(jnp.broadcast_to(param_key, (len(devices),) + param_key.shape),
-                     jax.random.split(env_key, len(devices)))
+        env_keys = jax.random.split(env_key, len(devices))
+        if len(mine) < len(devices):  # multi-process: this process's devices only
+            env_keys = env_keys[jnp.asarray(mine)]
+        return pinit(jnp.broadcast_to(param_key, (len(mine),) + param_key.shape), env_keys)
 
     return init_state
 

@@ -77,7 +77,9 @@ class HumanoidEnv:
         self.mj_model = model
         if config.mjx_impl == "warp" and not warp_available():
             raise AseInputError("mjx_impl='warp' needs the packages mujoco-warp and warp-lang (NVIDIA GPU only)")
-        self.mjx_model = mjx.put_model(model, impl=config.mjx_impl)
+        # mjx's default device is jax.devices()[0]: process 0's in a multi-process run (ase_jax.distributed).
+        self._device = jax.local_devices()[0] if jax.process_count() > 1 else None
+        self.mjx_model = mjx.put_model(model, impl=config.mjx_impl, device=self._device)
         self.control_dt = config.physics_steps_per_control_step * model.opt.timestep
         self.history = config.demo_history
         self.character_obs_size = obs_lib.policy_obs_size(character)
@@ -100,7 +102,7 @@ class HumanoidEnv:
         self._default_qpos = jnp.asarray(model.qpos0, jnp.float32)
         self._fall_qpos = jnp.asarray(make_fall_states(
             character, config.num_fall_states, seed, config.self_collision, config.pd_torque_limit), jnp.float32)
-        self._blank_data = mjx.make_data(self.mjx_model)
+        self._blank_data = mjx.make_data(self.mjx_model, device=self._device)
 
     def physics_step(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
         """One MuJoCo step with the PD drive towards `target` (nu,) (ase_jax.drive)."""

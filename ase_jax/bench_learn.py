@@ -189,9 +189,21 @@ def improvement_summary(rows: list[dict]) -> dict:
                 close = (best - values) * direction <= 0.1 * gain
                 # the first sample count from which every later point is within 10 % of the best
                 later_ok = np.flip(np.cumprod(np.flip(close)))
-                entry["samples_to_plateau"] = int(steps[int(np.argmax(later_ok))])
+                if later_ok[-1]:  # a curve that fell back from its best at the end has not plateaued
+                    entry["samples_to_plateau"] = int(steps[int(np.argmax(later_ok))])
         out[name] = entry
     return out
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuses an output folder holding checkpoints (a training run's, or an earlier `--checkpoint`
+    output's: orbax would prune or refuse them) or another run's metrics.jsonl; an earlier bench
+    learn output without checkpoints is overwritten."""
+    if (out / "checkpoints").exists():
+        raise AseInputError(f"--out={out} holds checkpoints/ (a run folder): bench learn would overwrite its "
+                            "metrics and prune its checkpoints; choose another folder")
+    if (out / "metrics.jsonl").is_file() and not (out / "learn.json").is_file():
+        raise AseInputError(f"--out={out} holds another run's metrics.jsonl; choose another folder")
 
 
 def run(config: Config, protocol: Protocol, out: Path, console: Console, command: str = "") -> dict:
@@ -200,6 +212,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     hp = config.ppo
     per_iteration = hp.num_envs * hp.horizon
     iterations = max(1, math.ceil(protocol.samples / per_iteration))
+    check_out_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     wall0 = time.perf_counter()
     with console.status("building the environment and compiling the training step"):
@@ -263,16 +276,6 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     finally:
         jsonl.close()
 
-    if protocol.checkpoint:  # for play and evaluate (the GPU evidence script renders e0 and e3 from it)
-        from ase_jax.checkpoint import Checkpointer
-        from ase_jax.config import to_dict
-
-        checkpointer = Checkpointer(out, 1)
-        try:
-            checkpointer.save(done, state, to_dict(config))
-            checkpointer.wait()
-        finally:
-            checkpointer.close()
     result = {
         "protocol": dataclasses.asdict(protocol),
         "command": command, "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
@@ -283,6 +286,16 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     }
     (out / "learn.json").write_text(json.dumps(result, indent=2))
     plot_curves([result], out / "curves.png")
+    if protocol.checkpoint:  # for play and evaluate (the GPU evidence script renders e0 and e3 from it)
+        from ase_jax.checkpoint import Checkpointer
+        from ase_jax.config import to_dict
+
+        checkpointer = Checkpointer(out, 1)
+        try:
+            checkpointer.save(done, state, to_dict(config))
+            checkpointer.wait()
+        finally:
+            checkpointer.close()
     if protocol.video:
         result["video"] = write_grid_video(eval_env, np.asarray(qpos), out / "grid.mp4", console)
         (out / "learn.json").write_text(json.dumps(result, indent=2))
@@ -443,9 +456,9 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--diagnose", action="store_true",
                         help="only print how much the initial actor's actions depend on z and how the diversity "
                              "gradient compares with the PPO term's (seconds, no simulation)")
-    parser.add_argument("--plot", default=None, help="only plot: curves of the run folders given to OUT.png")
+    parser.add_argument("--plot", default=None,
+                        help="only plot: the curves of the bench learn output folders given after it, into this PNG")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"pre-training config (default {DEFAULT_CONFIG})")
-    parser.add_argument("runs", nargs="*", help="with --plot: run folders (each with learn.json)")
     return parser
 
 
@@ -457,23 +470,22 @@ def main(argv=None) -> int:
         return e.code if isinstance(e.code, int) else 1
     console = Console()
     try:
+        folders = [a for a in rest if not a.startswith("-")]
         if args.plot:
             results = []
-            for folder in args.runs:
+            for folder in folders:
                 path = Path(folder) / "learn.json"
                 if not path.is_file():
                     raise AseInputError(f"{folder}: no learn.json (not a bench learn output folder)")
                 results.append(json.loads(path.read_text()))
             if not results:
                 raise AseInputError("--plot needs one or more bench learn output folders")
-            plot_curves(results, Path(args.plot), labels=[Path(f).name for f in args.runs])
+            plot_curves(results, Path(args.plot), labels=[Path(f).name for f in folders])
             console.print(f"wrote {args.plot}")
             return 0
         if args.diagnose:
             print_diagnostics(config_from_args([f"--config={args.config}", *rest], command="pretrain"), console)
             return 0
-        if args.runs:
-            raise AseInputError(f"unexpected arguments {args.runs} (run folders go with --plot)")
         overrides = [f"--{k}={v}" for k, v in ABLATIONS[args.ablation].items()]
         config = config_from_args([f"--config={args.config}", *overrides, *rest], command="pretrain")
         protocol = Protocol(samples=args.samples, eval_every=args.eval_every, eval_envs=args.eval_envs,

@@ -106,6 +106,13 @@ def load_export(folder) -> Policy:
         meta = json.loads((folder / JSON_FILE).read_text())
     except (OSError, ValueError) as e:
         raise AseInputError(f"{folder / JSON_FILE}: not a readable export description ({e})") from None
+    from ase_jax.export import FORMAT
+
+    missing = [k for k in ("character", "control", "env", "source") if not isinstance(meta, dict) or k not in meta]
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or missing:
+        raise AseInputError(f"{folder / JSON_FILE}: not an export description of this ase_jax (format "
+                            f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT}"
+                            + (f"; missing {missing}" if missing else "") + "); export the run again")
     try:
         import onnxruntime as ort
     except ImportError:
@@ -394,7 +401,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
          width: int = 640, height: int = 480, console: Console | None = None):
     """`play --engine=mujoco`: the policy of a run or an export folder in C MuJoCo; returns the video
     path, or None after the viewer."""
-    from ase_jax.play import VIDEO_FPS, check_latent_spec
+    from ase_jax.play import check_latent_spec
 
     console = console or Console()
     if grid is not None or interpolate is not None:
@@ -427,7 +434,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
     qpos, marker = sim.rollout(steps, z)
     frames = render.render_frames(sim.model, qpos, width=width, height=height,
                                   target=marker if run_task is not None else None)
-    path = render.write_video(video, frames, VIDEO_FPS)
-    console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {VIDEO_FPS} fps)",
+    path = render.write_video(video, frames, rate)  # one frame per control step
+    console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {rate:g} fps)",
                   highlight=False, soft_wrap=True)
     return path

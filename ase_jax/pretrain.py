@@ -19,6 +19,7 @@ from collections import OrderedDict
 import jax
 from rich.console import Console
 
+from ase_jax import cli
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
 from ase_jax.config import Config, resolve_path, to_dict
@@ -107,8 +108,8 @@ def default_config_name(argv: list[str], console: Console | None = None) -> str:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--help" in argv or "-h" in argv:
-        return run_command(train, argv, command="pretrain", default_config="default")
+    if cli.wants_help(argv):  # the help shows the defaults of the config this machine would run
+        return run_command(train, argv, command="pretrain", default_config=default_config_name(argv))
     return run_command(train, argv, command="pretrain", default_config=default_config_name(argv, Console()))
 
 

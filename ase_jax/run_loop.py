@@ -121,7 +121,11 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     else:
         state = restored
         console.print(f"resumed from {checkpointer.directory / str(start)} (iteration {start})")
-    distributed.check_same_state((getattr(state, "params", None), getattr(state, "llc", None)))
+    try:
+        distributed.check_same_state((getattr(state, "params", None), getattr(state, "llc", None)))
+    except BaseException:
+        checkpointer.close()
+        raise
     primary = distributed.is_primary()  # process 0 alone writes logs and shows progress
     if not primary:
         console = Console(quiet=True)

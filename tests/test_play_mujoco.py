@@ -143,7 +143,8 @@ def test_mujoco_player_video(exported, tmp_path, monkeypatch):
     args = [f"--checkpoint={exported}", "--engine=mujoco", "--latent=e3", "--seconds=0.5",
             f"--video={tmp_path / 'e3.mp4'}", "--width=64", "--height=48"]
     assert play.main(args) == 0
-    assert written["frames"].shape == (15, 48, 64, 3) and written["fps"] == play.VIDEO_FPS
+    # one frame per control step, at the control rate: 1 / (4 x 1/120 s)
+    assert written["frames"].shape == (15, 48, 64, 3) and written["fps"] == pytest.approx(30.0)
 
 
 def test_mujoco_player_bad_input_is_one_line(tmp_path, capsys, exported):
@@ -152,3 +153,9 @@ def test_mujoco_player_bad_input_is_one_line(tmp_path, capsys, exported):
     assert err.startswith("error:") and "\n" not in err and "no such run folder" in err, err
     assert play.main([f"--checkpoint={exported}", "--engine=mujoco", "--grid=4", "--video=x.mp4"]) == 1
     assert "--engine=jax" in capsys.readouterr().err
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "policy.json").write_text('{"format": 99, "character": {"name": "sword_shield"}}')
+    assert play.main([f"--checkpoint={stale}", "--engine=mujoco", "--video=x.mp4"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "format 99" in err and "\n" not in err, err

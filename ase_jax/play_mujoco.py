@@ -34,6 +34,7 @@ from flax import struct  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from ase_jax.errors import AseInputError  # noqa: E402
+from ase_jax.env.humanoid import scene_model  # noqa: E402
 
 KEY_RANDOM, KEY_E0, KEY_E3, KEY_TARGET = ord("R"), ord("0"), ord("3"), ord("T")
 
@@ -48,20 +49,6 @@ class _Data:
     xquat: jax.Array
     cvel: jax.Array
     subtree_com: jax.Array
-
-
-def scene_model(env_config, character, task=None) -> mujoco.MjModel:
-    """The C MuJoCo model the env compiles (ase_jax.env.humanoid.HumanoidEnv.__init__): the character
-    with its self-collision setting, the task's props and the solver iterations."""
-    from ase_jax.character import character_spec
-
-    spec = character_spec(character, env_config.self_collision)
-    if task is not None:
-        task.add_props(spec)
-    model = spec.compile()
-    model.opt.iterations = env_config.solver_iterations
-    model.opt.ls_iterations = env_config.solver_ls_iterations
-    return model
 
 
 @dataclasses.dataclass

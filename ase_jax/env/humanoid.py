@@ -55,6 +55,19 @@ def body_velocities(model: mjx.Model, data: mjx.Data):
     return data.cvel[1:, 3:] + jnp.cross(ang, offset), ang
 
 
+def scene_model(config: EnvConfig, character: Character, task=None):
+    """The C MuJoCo model of an env: the character with its self-collision setting, the task's props
+    (e.g. the strike target: bodies after the character's) and the solver iterations. MJX steps it
+    (`HumanoidEnv`); `ase_jax.play_mujoco` steps it in plain C MuJoCo."""
+    spec = character_spec(character, config.self_collision)
+    if task is not None:
+        task.add_props(spec)
+    model = spec.compile()
+    model.opt.iterations = config.solver_iterations
+    model.opt.ls_iterations = config.solver_ls_iterations
+    return model
+
+
 class HumanoidEnv:
     """ASE's humanoid with reference-state, default, hybrid and fall initialisation
     (an `ase_jax.env.interface.Env`). `seed` picks the fallen poses generated at start-up."""
@@ -68,12 +81,7 @@ class HumanoidEnv:
         self.character = character
         self.motion_lib = motion_lib
         self.task = task
-        spec = character_spec(character, config.self_collision)
-        if task is not None:
-            task.add_props(spec)  # e.g. the strike target: bodies after the character's
-        model = spec.compile()
-        model.opt.iterations = config.solver_iterations
-        model.opt.ls_iterations = config.solver_ls_iterations
+        model = scene_model(config, character, task)
         self.mj_model = model
         if config.mjx_impl == "warp" and not warp_available():
             raise AseInputError("mjx_impl='warp' needs the packages mujoco-warp and warp-lang (NVIDIA GPU only)")

@@ -69,7 +69,7 @@ POSE_STD_FLOOR = 0.1
 CURVES = {
     "train/reward_disc": 1, "train/disc_demo_accuracy": 0, "train/disc_agent_accuracy": 0,
     "train/diversity_loss": -1, "eval/survival": 1, "eval/enc_similarity": 1, "eval/enc_similarity_shuffled": 0,
-    "eval/z_sensitivity": 1, "eval/pose_error": -1, "eval/clips_covered": 1,
+    "eval/enc_similarity_gap": 1, "eval/z_sensitivity": 1, "eval/pose_error": -1, "eval/clips_covered": 1,
 }
 TRAIN_KEYS = {"reward/disc": "train/reward_disc", "reward/enc": "train/reward_enc",
               "disc_demo_accuracy": "train/disc_demo_accuracy", "disc_agent_accuracy": "train/disc_agent_accuracy",
@@ -399,7 +399,7 @@ PANELS = [
     ("disc reward (training)", ["train/reward_disc"]),
     ("disc accuracy (training): demo -, agent --", ["train/disc_demo_accuracy", "train/disc_agent_accuracy"]),
     ("diversity loss (training; 1 = actions ignore z)", ["train/diversity_loss"]),
-    ("enc similarity e(o).z: own z -, shuffled z --", ["eval/enc_similarity", "eval/enc_similarity_shuffled"]),
+    ("skills told apart: e(o).z for own z minus shuffled z", ["eval/enc_similarity_gap"]),
     ("survival under random z (share of 5 s)", ["eval/survival"]),
     ("pose error to nearest demo transition", ["eval/pose_error"]),
 ]

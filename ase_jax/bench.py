@@ -294,11 +294,10 @@ def main(argv=None) -> int:
         from ase_jax import bench_learn
 
         return bench_learn.main(argv[1:])
-    parser = build_parser()
-    try:
-        args, flags = parser.parse_known_args(argv)  # the flags left over are config keys
-    except SystemExit as e:  # --help (0) or a bad option (1, reported)
-        return e.code if isinstance(e.code, int) else 1
+    parsed = cli.parse(build_parser(), argv, known=True)  # the flags left over are config keys
+    if isinstance(parsed, int):
+        return parsed
+    args, flags = parsed
     try:
         config = config_from_args(flags)
         if args.command == "all":

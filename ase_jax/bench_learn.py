@@ -56,7 +56,7 @@ from rich.console import Console
 from ase_jax import cli
 from ase_jax.agents import ppo
 from ase_jax.agents.ase import networks as ase_networks
-from ase_jax.config import Config, config_from_args
+from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
 
 ABLATIONS = {"none": {}, "no_sd": {"enc_reward_w": 0.0, "enc_coef": 0.0}, "no_div": {"diversity_coef": 0.0}}
@@ -93,20 +93,10 @@ class Protocol:
 # --- evaluation ----------------------------------------------------------------------------------
 
 
-def demo_pair_features(env, dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Raw [frame t+1, frame t] discriminator features of every consecutive pair of control-rate
-    frames of every clip, and the clip index of each."""
-    from ase_jax import evaluate
-
-    raw = ppo.init_normalizer((env.history * env.amp_obs_size,))  # mean 0, std 1: features as they are
-    holder = type("Holder", (), {"env": env, "amp_norm": raw})
-    feats, clip_ids = evaluate.demo_transitions(holder, dataset)
-    return np.asarray(feats), np.asarray(clip_ids)
-
-
 def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks, protocol: Protocol):
     """`evaluate(params, obs_norm, amp_norm) -> (metrics, qpos of the first characters)`, compiled once."""
     from ase_jax.env import HumanoidEnv
+    from ase_jax.evaluate import demo_transition_frames, squared_distances
 
     n, steps = protocol.eval_envs, max(2, round(protocol.eval_seconds / env.control_dt))
     eval_env = HumanoidEnv(dataclasses.replace(config.env, state_init="default", fall_init_prob=0.0,
@@ -116,7 +106,7 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
     k_z, k_reset = jax.random.split(key)
     z = ase_networks.sample_latents(k_z, (n,), config.ase.latent_dim)
     z_other = jnp.roll(z, 1, axis=0)  # each character's neighbour's latent: a random latent for it
-    demo, demo_clip = demo_pair_features(env, dataset)
+    demo, demo_clip = (np.asarray(x) for x in demo_transition_frames(env, dataset))
     # Features the data barely moves (a joint one clip set never bends) would blow up in their own
     # std's units: below POSE_STD_FLOOR (rad, m, rad/s, m/s) a feature counts in its plain units.
     demo_mean, demo_std = demo.mean(0), np.maximum(demo.std(0), POSE_STD_FLOOR)
@@ -146,7 +136,7 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
         mean = lambda x: jnp.sum(x * w) / jnp.maximum(jnp.sum(w), 1.0)
         enc = nets.encode_apply(params["disc"], ppo.normalize(amp, amp_norm, clip))
         feats = (amp[..., :pair] - demo_mean) / demo_std
-        d2 = jnp.sum(feats**2, -1, keepdims=True) - 2 * feats @ demo_n.T + demo_sq
+        d2 = squared_distances(feats, demo_n, demo_sq)
         nearest = jnp.argmin(d2, axis=-1)
         distance = jnp.sqrt(jnp.maximum(jnp.min(d2, axis=-1), 0.0) / pair)
         counts = jnp.zeros(num_clips).at[demo_clip[nearest].ravel()].add(w.ravel())
@@ -280,7 +270,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
         "protocol": dataclasses.asdict(protocol),
         "command": command, "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
         "num_devices": jax.local_device_count(), "jax": jax.__version__, "seed": config.run.seed,
-        "config": _config_summary(config), "iterations": done, "samples": done * per_iteration,
+        "config": to_dict(config), "iterations": done, "samples": done * per_iteration,
         "compile_s": round(compile_s, 1), "train_wall_s": round(train_s, 1),
         "total_wall_s": round(time.perf_counter() - wall0, 1), "summary": improvement_summary(rows), "rows": rows,
     }
@@ -288,7 +278,6 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     plot_curves([result], out / "curves.png")
     if protocol.checkpoint:  # for play and evaluate (the GPU evidence script renders e0 and e3 from it)
         from ase_jax.checkpoint import Checkpointer
-        from ase_jax.config import to_dict
 
         checkpointer = Checkpointer(out, 1)
         try:
@@ -301,12 +290,6 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
         (out / "learn.json").write_text(json.dumps(result, indent=2))
     console.print(f"wrote {out / 'learn.json'}, {out / 'curves.png'}, {out / 'metrics.jsonl'}")
     return result
-
-
-def _config_summary(config: Config) -> dict:
-    from ase_jax.config import to_dict
-
-    return to_dict(config)
 
 
 def write_grid_video(env, qpos: np.ndarray, path: Path, console: Console) -> str | None:
@@ -464,10 +447,10 @@ def build_parser() -> cli.Parser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args, rest = build_parser().parse_known_args(argv)  # the flags left over are config keys
-    except SystemExit as e:  # --help (0) or a bad option (1, reported)
-        return e.code if isinstance(e.code, int) else 1
+    parsed = cli.parse(build_parser(), argv, known=True)  # the flags left over are config keys
+    if isinstance(parsed, int):
+        return parsed
+    args, rest = parsed
     console = Console()
     try:
         folders = [a for a in rest if not a.startswith("-")]

@@ -57,11 +57,13 @@ def error(message: str) -> int:
     return 1
 
 
-def parse(parser: argparse.ArgumentParser, argv) -> argparse.Namespace | int:
+def parse(parser: argparse.ArgumentParser, argv, known: bool = False):
     """The parsed options, or the exit status when parsing ends the command (0 after --help,
-    1 after a bad option, already reported)."""
+    1 after a bad option, already reported). With `known`, (options, the arguments left over),
+    for commands that pass the rest on (config keys)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        return parser.parse_known_args(argv) if known else parser.parse_args(argv)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
 

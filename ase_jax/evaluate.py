@@ -31,6 +31,12 @@ from ase_jax.motions import library as ml
 from ase_jax.motions.dataset import load_dataset
 
 
+def squared_distances(features: jax.Array, demo: jax.Array, demo_sq: jax.Array) -> jax.Array:
+    """|f - d|^2 of every feature row against every demo row, (..., D), via the expansion
+    |f|^2 - 2 f.d + |d|^2 (`demo_sq` = |d|^2 per demo row, computed once by the caller)."""
+    return jnp.sum(features**2, axis=-1, keepdims=True) - 2 * features @ demo.T + demo_sq
+
+
 def nearest_clip_histogram(agent: jax.Array, demo: jax.Array, demo_clip: jax.Array, num_clips: int,
                            chunk: int = 1024) -> np.ndarray:
     """Counts, per clip, of agent features whose nearest demo feature (Euclidean) belongs to it."""
@@ -39,8 +45,7 @@ def nearest_clip_histogram(agent: jax.Array, demo: jax.Array, demo_clip: jax.Arr
 
     @jax.jit
     def nearest(block):
-        d = jnp.sum(block**2, axis=-1, keepdims=True) - 2 * block @ demo.T + demo_sq
-        return jnp.argmin(d, axis=-1)
+        return jnp.argmin(squared_distances(block, demo, demo_sq), axis=-1)
 
     pad = (-agent.shape[0]) % chunk
     blocks = jnp.pad(agent, ((0, pad), (0, 0))).reshape(-1, chunk, agent.shape[-1])
@@ -65,8 +70,15 @@ def _pair_features(frames: jax.Array, amp_norm, frame_size: int) -> jax.Array:
 
 
 def demo_transitions(pretrained, dataset) -> tuple[jax.Array, np.ndarray]:
-    """Features of every consecutive pair of 30 Hz frames of every clip, and their clip index."""
-    env = pretrained.env
+    """Features of every consecutive pair of 30 Hz frames of every clip, normalised with the run's
+    discriminator normaliser, and their clip index."""
+    frames, clip_ids = demo_transition_frames(pretrained.env, dataset)
+    return _pair_features(frames, pretrained.amp_norm, pretrained.env.amp_obs_size), clip_ids
+
+
+def demo_transition_frames(env, dataset) -> tuple[jax.Array, np.ndarray]:
+    """Raw [frame t+1, frame t] discriminator features of every consecutive pair of control-rate
+    frames of every clip of `dataset` on `env`'s character, and the clip index of each."""
     lib = ml.build_motion_lib(dataset, env.character)
     dt = env.control_dt
     clip_ids, times = [], []
@@ -78,8 +90,7 @@ def demo_transitions(pretrained, dataset) -> tuple[jax.Array, np.ndarray]:
     pair_times = jnp.stack([times, times - dt], axis=-1)  # newest first, as the discriminator sees it
     states = ml.state_at(lib, jnp.asarray(np.stack([clip_ids, clip_ids], -1)), jnp.asarray(pair_times, jnp.float32))
     frame = jax.vmap(jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None)), in_axes=(0, 0, 0, None))
-    frames = frame(states.qpos, states.qvel, states.body_pos, env.character).reshape(len(times), -1)
-    return _pair_features(frames, pretrained.amp_norm, env.amp_obs_size), clip_ids
+    return frame(states.qpos, states.qvel, states.body_pos, env.character).reshape(len(times), -1), clip_ids
 
 
 def agent_transitions(pretrained, num_latents: int, steps: int, seed: int = 0) -> jax.Array:

@@ -270,15 +270,11 @@ def build_parser() -> cli.Parser:
 
 
 def _run(args) -> int:
+    player = play
     if args.engine == "mujoco":
-        from ase_jax import play_mujoco
-
-        play_mujoco.play(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
-                         grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width,
-                         height=args.height)
-        return 0
-    play(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
-         grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width, height=args.height)
+        from ase_jax.play_mujoco import play as player
+    player(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
+           grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width, height=args.height)
     return 0
 
 

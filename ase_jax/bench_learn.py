@@ -157,6 +157,13 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
 # --- the protocol --------------------------------------------------------------------------------
 
 
+def peak_device_memory_gib() -> float | None:
+    """The first device's peak allocation so far (None where the backend keeps no statistics, as the CPU)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else round(peak / 2**30, 2)
+
+
 def first_device(tree):
     return jax.tree.map(lambda x: x[0], tree)
 
@@ -252,6 +259,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
             elapsed = time.perf_counter() - start
             if done == 1:
                 compile_s += elapsed  # the first iteration compiles the step; not counted as training
+                console.print(f"first iteration (compiling the training step) took {elapsed:.0f} s", highlight=False)
             else:
                 train_s += elapsed
             window.append({TRAIN_KEYS[k]: float(np.asarray(v)[0]) for k, v in metrics.items() if k in TRAIN_KEYS})
@@ -272,7 +280,9 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
         "num_devices": jax.local_device_count(), "jax": jax.__version__, "seed": config.run.seed,
         "config": to_dict(config), "iterations": done, "samples": done * per_iteration,
         "compile_s": round(compile_s, 1), "train_wall_s": round(train_s, 1),
-        "total_wall_s": round(time.perf_counter() - wall0, 1), "summary": improvement_summary(rows), "rows": rows,
+        "total_wall_s": round(time.perf_counter() - wall0, 1),
+        "samples_per_s": round((done - 1) * per_iteration / train_s, 1) if train_s > 0 else None,
+        "peak_device_memory_gib": peak_device_memory_gib(), "summary": improvement_summary(rows), "rows": rows,
     }
     (out / "learn.json").write_text(json.dumps(result, indent=2))
     plot_curves([result], out / "curves.png")

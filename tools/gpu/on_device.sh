@@ -13,6 +13,8 @@ if [ ! -f /tmp/site/.ase_jax_installed ]; then
 fi
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 MUJOCO_GL=egl
+# MuJoCo Playground's setting for MJX on NVIDIA GPUs: Triton for every matrix product.
+export XLA_FLAGS="--xla_gpu_triton_gemm_any=true${XLA_FLAGS:+ $XLA_FLAGS}"
 export JAX_COMPILATION_CACHE_DIR="$PWD/.jax_cache_gpu"
 export REALLUSION="$PWD/ref_data/reallusion_sword_shield/dataset_reallusion_sword_shield.yaml"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

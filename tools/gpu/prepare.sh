@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHARED=${ASE_JAX_SHARED:-../shared}
 PKGS=(
-  mujoco==4.0.0 mujoco-core==4.0.0 mujoco-studio==4.0.0 websockets glfw PyOpenGL
+  mujoco==4.0.1 mujoco-core==4.0.1 mujoco-studio==4.0.1 websockets glfw PyOpenGL
   mujoco-mjx==3.17.0 trimesh
   brax==0.14.2 jaxopt ml_collections tensorboardX
   mediapy ipython ipython-pygments-lexers decorator jedi parso matplotlib-inline pexpect ptyprocess

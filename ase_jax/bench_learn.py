@@ -59,7 +59,11 @@ from ase_jax.agents.ase import networks as ase_networks
 from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
 
-ABLATIONS = {"none": {}, "no_sd": {"enc_reward_w": 0.0, "enc_coef": 0.0}, "no_div": {"diversity_coef": 0.0}}
+# control: the recipe with no skill-discovery pressure (no encoder reward, no diversity term) but the
+# encoder still trained, so that its similarity gap measures what the init and imitation alone put
+# into the motions; a run minus its control is skill discovery.
+ABLATIONS = {"none": {}, "no_sd": {"enc_reward_w": 0.0, "enc_coef": 0.0}, "no_div": {"diversity_coef": 0.0},
+             "control": {"enc_reward_w": 0.0, "diversity_coef": 0.0}}
 DEFAULT_CONFIG = "cpu"
 DEFAULT_SAMPLES = 1_024_000
 DEFAULT_EVAL_EVERY = 50
@@ -436,7 +440,9 @@ def build_parser() -> cli.Parser:
                                "--help lists them), e.g. --motions=PATH or --num_envs=4096.")
     parser.add_argument("--out", default="runs/bench_learn", help="output folder (default runs/bench_learn)")
     parser.add_argument("--ablation", default="none", choices=sorted(ABLATIONS),
-                        help="none; no_sd: no skill-discovery reward or encoder loss; no_div: no diversity loss")
+                        help="none; no_sd: no skill-discovery reward or encoder loss; no_div: no diversity loss; "
+                             "control: no skill-discovery reward and no diversity loss, encoder still trained "
+                             "(a run minus its control is skill discovery)")
     parser.add_argument("--samples", type=cli.positive_int, default=DEFAULT_SAMPLES, help="policy samples to train for")
     parser.add_argument("--minutes", type=cli.positive_float, default=None, help="also stop after this much wall time")
     parser.add_argument("--eval_every", type=cli.positive_int, default=DEFAULT_EVAL_EVERY, help="iterations between evaluations")

@@ -122,7 +122,10 @@ class PPOConfig:
     horizon: int = _field(32, "rollout length per iteration (horizon_length)", _positive)
     mini_epochs: int = _field(6, "passes over each rollout batch", _positive)
     minibatch_size: int = _field(16384, "samples per gradient step (must divide num_envs x horizon)", _positive)
-    learning_rate: float = _field(2e-5, "Adam learning rate (one optimiser for all networks)", _positive)
+    learning_rate: float = _field(2e-5, "Adam learning rate (of every network unless a rate of its own is set)",
+                                  _positive)
+    critic_learning_rate: float = _field(0.0, "the critic's own Adam learning rate; 0: learning_rate, as the "
+                                         "reference (MimicKit 5e-5, ProtoMotions 1e-4)", _non_negative)
     max_grad_norm: float = _field(0.0, "global gradient-norm clip; 0 disables it (the reference does not clip)",
                                   _non_negative)
     gamma: float = _field(0.99, "discount", _probability)
@@ -145,6 +148,13 @@ class ASEConfig:
     latent_steps_max: int = _field(150, "latents are held for randint(min, max) steps (max exclusive)", _positive)
     style_units: tuple = _field((512, 256), "actor style-branch MLP sizes")
     disc_units: tuple = _field((1024, 1024, 512), "discriminator/encoder trunk sizes")
+    separate_encoder: bool = _field(False, "the encoder as a network of its own (disc_units sizes) instead of a "
+                                    "head on the discriminator's trunk (the reference shares it; MimicKit does not)")
+    style_init_scale: float = _field(1.0, "the style branch's output layer is drawn U(-s, s); the reference's s is 1, "
+                                     "larger makes the actions depend on z from the start", _positive)
+    disc_learning_rate: float = _field(0.0, "the discriminator's and encoder's own Adam learning rate; 0: "
+                                       "ppo.learning_rate, as the reference (MimicKit 5e-5, ProtoMotions 1e-4)",
+                                       _non_negative)
     disc_coef: float = _field(5.0, "discriminator loss weight", _non_negative)
     enc_coef: float = _field(5.0, "encoder loss weight", _non_negative)
     diversity_coef: float = _field(0.01, "diversity loss weight (amp_diversity_bonus); 0 disables it", _non_negative)
@@ -156,6 +166,11 @@ class ASEConfig:
     enc_reward_scale: float = _field(1.0, "scale of the encoder reward", _non_negative)
     disc_reward_w: float = _field(0.5, "weight of the discriminator reward", _non_negative)
     enc_reward_w: float = _field(0.5, "weight of the skill-discovery (encoder) reward; 0 disables it", _non_negative)
+    enc_reward_form: str = _field("clipped", "encoder reward: clipped max(e.z, 0) (the reference) or shifted "
+                                  "(e.z + 1) / 2, dense for every z (ProtoMotions)", _one_of("clipped", "shifted"))
+    reward_normalization: bool = _field(False, "divide the discriminator and encoder rewards each by its own running "
+                                        "standard deviation before weighting them (ProtoMotions; the reference "
+                                        "does not)")
     amp_minibatch_size: int = _field(4096, "agent, replay and demo rows per discriminator/encoder step", _positive)
     replay_buffer_size: int = _field(200_000, "past agent discriminator observations kept", _positive)
     replay_keep_prob: float = _field(0.01, "share of new agent samples stored once the replay buffer is full",

@@ -30,9 +30,15 @@ def disc_reward(logits: jax.Array, scale: float) -> jax.Array:
     return -jnp.log(jnp.maximum(1.0 - jax.nn.sigmoid(logits), 1e-4)) * scale
 
 
-def enc_reward(enc: jax.Array, z: jax.Array, scale: float) -> jax.Array:
-    """r_E = max(e(o).z, 0) * scale, with e(o) the unit-norm encoding (docs/reference.md §5.3)."""
-    return jnp.maximum(jnp.sum(enc * z, axis=-1), 0.0) * scale
+def enc_reward(enc: jax.Array, z: jax.Array, scale: float, form: str = "clipped") -> jax.Array:
+    """r_E = max(e(o).z, 0) * scale, with e(o) the unit-norm encoding (docs/reference.md §5.3);
+    form "shifted": (e(o).z + 1) / 2 * scale, which rewards every z by how close it is (ProtoMotions)."""
+    similarity = jnp.sum(enc * z, axis=-1)
+    if form == "shifted":
+        return 0.5 * (similarity + 1.0) * scale
+    if form != "clipped":
+        raise ValueError(f"enc_reward form must be 'clipped' or 'shifted', got {form!r}")
+    return jnp.maximum(similarity, 0.0) * scale
 
 
 # --- diversity (docs/reference.md §5.4) ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""ASE networks: skill-conditioned actor, critic, and the discriminator with its encoder head.
+"""ASE networks: skill-conditioned actor, critic, and the discriminator with its encoder.
 
 Architecture and initialisation follow docs/reference.md §5.2. Hidden stacks reuse brax's `MLP`
 (ReLU between layers, zero bias init); only the kernel initialiser is swapped for PyTorch's
@@ -26,6 +26,7 @@ TORCH_DEFAULT_INIT: Initializer = jax.nn.initializers.variance_scaling(1.0 / 3.0
 DISC_TRUNK = "trunk"
 DISC_LOGIT = "logit_layer"
 DISC_ENCODER = "enc_layer"
+ENC_TRUNK = "enc_trunk"  # the encoder's own hidden layers, with `separate_encoder`
 
 
 def symmetric_uniform(scale: float) -> Initializer:
@@ -46,18 +47,20 @@ class Actor(nn.Module):
     """Policy mean mu(obs, z) of `AMPStyleCatNet1` (docs/reference.md §5.2).
 
     The latent z passes through a style MLP ending in tanh; the trunk sees concat(obs, style).
+    The style MLP's output layer is drawn U(-style_init_scale, style_init_scale) (the reference: 1).
     """
 
     action_size: int
     latent_dim: int = 64
     units: Sequence[int] = (1024, 1024, 512)
     style_units: Sequence[int] = (512, 256)
+    style_init_scale: float = 1.0
 
     @nn.compact
     def __call__(self, obs: jax.Array, z: jax.Array) -> jax.Array:
         style = brax_networks.MLP(
             layer_sizes=tuple(self.style_units) + (self.latent_dim,), activation=nn.relu,
-            kernel_init=TORCH_DEFAULT_INIT, output_kernel_init=symmetric_uniform(1.0), name="style")(z)
+            kernel_init=TORCH_DEFAULT_INIT, output_kernel_init=symmetric_uniform(self.style_init_scale), name="style")(z)
         hidden = jnp.concatenate([obs, jnp.tanh(style)], axis=-1)
         return brax_networks.MLP(
             layer_sizes=tuple(self.units) + (self.action_size,), activation=nn.relu,
@@ -79,27 +82,33 @@ class Critic(nn.Module):
 
 
 class DiscEnc(nn.Module):
-    """Discriminator logit D(o) and encoder e(o) on one shared trunk (docs/reference.md §5.2, `enc.separate: False`).
+    """Discriminator logit D(o) and encoder e(o) (docs/reference.md §5.2).
 
-    Input is the normalised, flattened discriminator-observation history. `__call__` returns
-    (logit, encoding) from a single trunk pass; `logit` and `encode` compute one head only
-    (use them with `apply(..., method=...)`).
+    As the reference (`enc.separate: False`), both heads read one shared trunk; with `separate`
+    the encoder has hidden layers of its own of the same sizes (MimicKit's layout). Input is the
+    normalised, flattened discriminator-observation history. `__call__` returns (logit, encoding);
+    `logit` and `encode` compute one output only (use them with `apply(..., method=...)`).
     """
 
     latent_dim: int = 64
     units: Sequence[int] = (1024, 1024, 512)
+    separate: bool = False
 
     def setup(self) -> None:
-        # Hidden layers only (activate_final): both heads read the last ReLU features.
-        self.trunk = brax_networks.MLP(
-            layer_sizes=tuple(self.units), activation=nn.relu, kernel_init=TORCH_DEFAULT_INIT,
-            activate_final=True)
+        # Hidden layers only (activate_final): the heads read the last ReLU features.
+        # (setup names submodules after their attributes: `trunk` is DISC_TRUNK, `enc_trunk` ENC_TRUNK)
+        mlp = lambda: brax_networks.MLP(layer_sizes=tuple(self.units), activation=nn.relu,
+                                        kernel_init=TORCH_DEFAULT_INIT, activate_final=True)
+        self.trunk = mlp()
+        if self.separate:
+            self.enc_trunk = mlp()
         self.logit_layer = nn.Dense(1, kernel_init=symmetric_uniform(1.0))
         self.enc_layer = nn.Dense(self.latent_dim, kernel_init=symmetric_uniform(0.1))
 
     def __call__(self, amp_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         features = self.trunk(amp_obs)
-        return self._logit_head(features), self._enc_head(features)
+        enc_features = self.enc_trunk(amp_obs) if self.separate else features
+        return self._logit_head(features), self._enc_head(enc_features)
 
     def logit(self, amp_obs: jax.Array) -> jax.Array:
         """The discriminator logit D(o), shape (...,)."""
@@ -107,7 +116,7 @@ class DiscEnc(nn.Module):
 
     def encode(self, amp_obs: jax.Array) -> jax.Array:
         """The unit-norm encoder output e(o), shape (..., latent_dim)."""
-        return self._enc_head(self.trunk(amp_obs))
+        return self._enc_head((self.enc_trunk if self.separate else self.trunk)(amp_obs))
 
     def _logit_head(self, features: jax.Array) -> jax.Array:
         return jnp.squeeze(self.logit_layer(features), axis=-1)
@@ -160,14 +169,16 @@ def make_ase_networks(
     critic_units: Sequence[int] = (1024, 1024, 512),
     disc_units: Sequence[int] = (1024, 1024, 512),
     log_std: float = -2.9,
+    style_init_scale: float = 1.0,
+    separate_encoder: bool = False,
 ) -> ASENetworks:
     """Builds the ASE actor, critic and discriminator/encoder for the given sizes (docs/reference.md §5.2)."""
     # Tuples keep the modules hashable when sizes come from a config as lists.
     return ASENetworks(
         actor=Actor(action_size=action_size, latent_dim=latent_dim, units=tuple(actor_units),
-                    style_units=tuple(style_units)),
+                    style_units=tuple(style_units), style_init_scale=float(style_init_scale)),
         critic=Critic(units=tuple(critic_units)),
-        disc=DiscEnc(latent_dim=latent_dim, units=tuple(disc_units)),
+        disc=DiscEnc(latent_dim=latent_dim, units=tuple(disc_units), separate=bool(separate_encoder)),
         obs_size=obs_size, amp_obs_size=amp_obs_size, action_size=action_size, latent_dim=latent_dim,
         log_std=float(log_std))
 
@@ -176,8 +187,10 @@ def networks_for(config, obs_size: int, amp_obs_size: int, action_size: int) -> 
     """The ASE networks for these input and action sizes with a pre-training config's layer sizes
     (`amp_obs_size`: one flattened discriminator history)."""
     return make_ase_networks(
-        obs_size=obs_size, amp_obs_size=amp_obs_size, action_size=action_size, latent_dim=config.ase.latent_dim, actor_units=config.ppo.actor_units, style_units=config.ase.style_units,
-        critic_units=config.ppo.critic_units, disc_units=config.ase.disc_units, log_std=config.ppo.action_log_std)
+        obs_size=obs_size, amp_obs_size=amp_obs_size, action_size=action_size, latent_dim=config.ase.latent_dim,
+        actor_units=config.ppo.actor_units, style_units=config.ase.style_units, critic_units=config.ppo.critic_units,
+        disc_units=config.ase.disc_units, log_std=config.ppo.action_log_std,
+        style_init_scale=config.ase.style_init_scale, separate_encoder=config.ase.separate_encoder)
 
 
 def init_params(networks: ASENetworks, key: jax.Array) -> dict[str, Params]:
@@ -199,13 +212,15 @@ def disc_logit_kernel(disc_params: Params) -> jax.Array:
 
 
 def disc_kernels(disc_params: Params) -> list[jax.Array]:
-    """Weight matrices of the trunk and the logit layer, without biases and the encoder head.
+    """Weight matrices of the trunk and the logit layer, without biases and the encoder (its head,
+    and its own trunk where it has one).
 
     These are the weights `disc_weight_decay` covers (docs/reference.md §5.4).
     """
     leaves = jax.tree_util.tree_flatten_with_path(disc_params)[0]
     names = lambda path: [getattr(k, "key", None) for k in path]
-    return [leaf for path, leaf in leaves if names(path)[-1] == "kernel" and DISC_ENCODER not in names(path)]
+    return [leaf for path, leaf in leaves
+            if names(path)[-1] == "kernel" and not {DISC_ENCODER, ENC_TRUNK} & set(names(path))]
 
 
 def sample_latents(key: jax.Array, shape: Sequence[int], latent_dim: int) -> jax.Array:

@@ -45,6 +45,9 @@ class TrainState:
     latent_countdown: jax.Array  # (N,) control steps until the latent is resampled
     key: jax.Array
     iteration: jax.Array
+    # {"disc", "enc"}: running statistics of each reward term, with `reward_normalization` only
+    # (None otherwise, so the default state keeps the reference's layout)
+    reward_norm: dict | None = None
 
 
 @struct.dataclass
@@ -77,7 +80,7 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
     amp_rows = ase.amp_minibatch_size
     amp_dim = env.history * env.amp_obs_size
     nets = ase_networks.networks_for(config, env.obs_size, amp_dim, env.action_size)
-    optimizer = ppo.make_optimizer(hp)
+    optimizer = ppo.make_optimizer(hp, {"critic": hp.critic_learning_rate, "disc": ase.disc_learning_rate})
     norm = lambda x, s: ppo.normalize(x, s, hp.normalize_obs_clip)
 
     def sample_latents(key, n):
@@ -98,7 +101,9 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
             amp_norm=ppo.init_normalizer((amp_dim,)), value_norm=ppo.init_normalizer(()),
             replay=replay_lib.init_replay(ase.replay_buffer_size // len(devices), (amp_dim,)),
             env_state=jax.vmap(env.reset)(jax.random.split(k_reset, local_envs)), latents=latents,
-            latent_countdown=countdown, key=k_state, iteration=jnp.zeros((), jnp.int32))
+            latent_countdown=countdown, key=k_state, iteration=jnp.zeros((), jnp.int32),
+            reward_norm={"disc": ppo.init_normalizer(()), "enc": ppo.init_normalizer(())}
+            if ase.reward_normalization else None)
 
     def rollout(state: TrainState, key):
         device = jax.lax.axis_index(ppo.AXIS)
@@ -156,8 +161,15 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
         # Rewards from the discriminator and encoder as they are now (docs/reference.md §5.3).
         logits, enc = nets.disc_enc_apply(state.params["disc"], norm(traj.amp_obs, state.amp_norm))
         disc_reward = losses.disc_reward(logits, ase.disc_reward_scale)
-        enc_reward = losses.enc_reward(enc, traj.latents, ase.enc_reward_scale)
-        rewards = ase.disc_reward_w * disc_reward + ase.enc_reward_w * enc_reward
+        enc_reward = losses.enc_reward(enc, traj.latents, ase.enc_reward_scale, ase.enc_reward_form)
+        reward_norm = state.reward_norm
+        if reward_norm is None:
+            rewards = ase.disc_reward_w * disc_reward + ase.enc_reward_w * enc_reward
+        else:  # each term in units of its own running standard deviation (not centred: r_D stays an alive bonus)
+            reward_norm = {"disc": ppo.update_normalizer(reward_norm["disc"], disc_reward.ravel()),
+                           "enc": ppo.update_normalizer(reward_norm["enc"], enc_reward.ravel())}
+            rewards = (ase.disc_reward_w * disc_reward / reward_norm["disc"].std
+                       + ase.enc_reward_w * enc_reward / reward_norm["enc"].std)
 
         value = lambda o: ppo.denormalize(
             nets.critic_apply(state.params["critic"], norm(o, state.obs_norm), traj.latents), state.value_norm)
@@ -200,7 +212,8 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
         metrics = ppo.reduce_metrics(metrics, sums={"episode/finished", "episode/terminated", "env/nonfinite"})
         return TrainState(params=params, opt_state=opt_state, obs_norm=obs_norm, amp_norm=amp_norm,
                           value_norm=value_norm, replay=replay, env_state=env_state, latents=latents,
-                          latent_countdown=countdown, key=key, iteration=state.iteration + 1), metrics
+                          latent_countdown=countdown, key=key, iteration=state.iteration + 1,
+                          reward_norm=reward_norm), metrics
 
     def rollout_only(state: TrainState):
         """The collection part of an iteration alone (for benchmarks)."""

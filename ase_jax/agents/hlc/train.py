@@ -57,7 +57,7 @@ def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.
     action_size = llc.config.ase.latent_dim if hierarchical else env.action_size
     llc_steps = task.llc_steps if hierarchical else 1
     actor, critic, init_params = make_hlc_networks(env.obs_size, action_size, hp.actor_units, hp.critic_units)
-    optimizer = ppo.make_optimizer(hp)
+    optimizer = ppo.make_optimizer(hp, {"critic": hp.critic_learning_rate})
     norm = lambda x, s: ppo.normalize(x, s, hp.normalize_obs_clip)
 
     if hierarchical:

@@ -71,7 +71,15 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.ppo.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
-    return train_loop(config, fns, console, "pretrain", max_iterations)
+    return train_loop(config, fns, console, "pretrain", max_iterations, next_steps=NEXT_STEPS)
+
+
+NEXT_STEPS = (
+    "python -m ase_jax.play --checkpoint={workdir} --grid=4 --video={workdir}/grid.mp4    # four random skills",
+    "python -m ase_jax.play --checkpoint={workdir} --latent=e0                            # one skill, in the viewer",
+    "python -m ase_jax.evaluate diversity --checkpoint={workdir}                          # clips the skills cover",
+    "python -m ase_jax.task --name=heading --llc={workdir}                                # reuse the skills",
+)
 
 
 CPU_CONFIG = "cpu"

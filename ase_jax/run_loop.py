@@ -89,7 +89,8 @@ def run_info(config: Config) -> dict:
 
 
 def train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None = None,
-               control_steps_per_sample: int = 1, saved_config: dict | None = None) -> dict:
+               control_steps_per_sample: int = 1, saved_config: dict | None = None,
+               next_steps: tuple[str, ...] = ()) -> dict:
     """Runs (or resumes) the iterations of `fns` (init, step) in `config.workdir`; returns the last
     logged metrics. Shared by pre-training and task training.
 
@@ -97,7 +98,8 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     counts simulated 30 Hz control steps (`control_steps_per_sample` per sample: a high-level
     controller's sample spans `llc_steps` of them), the axis on which runs with and without a
     skill embedding are compared. `saved_config` is what checkpoints store as the run's config
-    (`to_dict(config)` by default; task runs add their frozen LLC's config)."""
+    (`to_dict(config)` by default; task runs add their frozen LLC's config). `next_steps`: commands
+    printed at the end for looking at the results ("{workdir}" stands for the run folder)."""
     hp, run = config.ppo, config.run
     if jax.devices()[0].platform == "cpu" and hp.num_envs * hp.horizon >= 65536:
         console.print(f"[yellow]note:[/] {hp.num_envs} envs with these networks are sized for a GPU; on this CPU one "
@@ -186,5 +188,11 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
         checkpointer.close()
         logger.close()
     console.print(f"done: {total_iterations} iterations ({total_iterations * steps_per_iteration:,} env steps); "
-                  f"checkpoints in {checkpointer.directory}")
+                  f"checkpoints in {checkpointer.directory}", highlight=False)
+    console.print(f"results in {workdir}: metrics.jsonl, TensorBoard scalars (tensorboard --logdir {workdir}), "
+                  "run_info.json, checkpoints/", highlight=False)
+    if next_steps:
+        console.print("look at them:", highlight=False)
+        for line in next_steps:
+            console.print("  " + line.format(workdir=workdir), highlight=False, soft_wrap=True)
     return last

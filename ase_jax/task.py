@@ -63,7 +63,9 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
         saved[LLC_CONFIG_KEY] = to_dict(llc.config)
     return train_loop(config, make_hlc_train_fns(config, env, llc), console, f"task {config.task.name}",
                       max_iterations, control_steps_per_sample=1 if llc is None else config.task.llc_steps,
-                      saved_config=saved)
+                      saved_config=saved,
+                      next_steps=("python -m ase_jax.play --checkpoint={workdir} --video={workdir}/task.mp4    # the task policy",
+                                  "python -m ase_jax.evaluate compare {workdir} OTHER_RUN                   # its curve beside another's"))
 
 
 def main(argv=None) -> int:

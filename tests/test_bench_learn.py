@@ -45,6 +45,20 @@ def test_a_curve_that_never_improves_has_no_plateau():
     assert entry["best"] == 0.9 and "samples_to_plateau" not in entry
 
 
+def test_reference_comparison_counts_samples_to_each_of_the_references_values():
+    rows = [{"env_steps": n, "train/enc_reward_clipped": e, "train/diversity_loss": d, "train/episode_length": L}
+            for n, e, d, L in [(1_000_000, 0.10, 0.9995, 40), (2_000_000, 0.25, 0.9990, 55), (3_000_000, 0.40, 0.9980, 60)]]
+    comparison = bench_learn.reference_comparison(rows)
+    enc = comparison["enc_reward"]
+    assert enc["ours_end"] == 0.40
+    # the reference's 0.218 at 2.6e7 reached at 2e6 (13x fewer samples), its 0.362 at 5.3e7 at 3e6, 0.444 never
+    assert [(r["our_samples"], r["fewer_samples_x"]) for r in enc["rows"][:3]] == [
+        (2_000_000, 13.0), (3_000_000, 17.7), (None, None)]
+    # the diversity loss improves downwards: 0.99885 (2.6e7) is first passed at 3e6, 0.99654 never
+    assert [r["our_samples"] for r in comparison["diversity_loss"]["rows"][:2]] == [3_000_000, None]
+    assert comparison["episode_length"]["rows"][0]["our_samples"] == 2_000_000
+
+
 # --- the protocol end to end on the tiny config --------------------------------------------------
 
 

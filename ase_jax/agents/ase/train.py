@@ -204,6 +204,8 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
         finished = traj.done.sum()
         metrics.update({
             "reward/disc": disc_reward.mean(), "reward/enc": enc_reward.mean(), "reward/total": rewards.mean(),
+            # the reference's Enc_Reward_Mean, max(e.z, 0), whatever enc_reward_form trains on
+            "reward/enc_clipped": losses.enc_reward(enc, traj.latents, 1.0, "clipped").mean(),
             "episode/length": traj.episode_length.sum() / jnp.maximum(finished, 1.0),
             "episode/finished": finished, "episode/terminated": traj.terminated.sum(),
             "env/nonfinite": traj.nonfinite.sum(), "value/mean": values.mean(),

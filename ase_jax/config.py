@@ -155,6 +155,8 @@ class ASEConfig:
     disc_learning_rate: float = _field(0.0, "the discriminator's and encoder's own Adam learning rate; 0: "
                                        "ppo.learning_rate, as the reference (MimicKit 5e-5, ProtoMotions 1e-4)",
                                        _non_negative)
+    enc_learning_rate: float = _field(0.0, "the encoder's own Adam learning rate (its head, and its trunk with "
+                                      "separate_encoder); 0: disc_learning_rate", _non_negative)
     disc_coef: float = _field(5.0, "discriminator loss weight", _non_negative)
     enc_coef: float = _field(5.0, "encoder loss weight", _non_negative)
     diversity_coef: float = _field(0.01, "diversity loss weight (amp_diversity_bonus); 0 disables it", _non_negative)

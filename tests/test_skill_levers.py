@@ -91,6 +91,23 @@ def test_each_network_group_steps_at_its_own_learning_rate():
     np.testing.assert_allclose(optax.apply_updates(params, updates)["disc"], 1 - 1e-4, rtol=1e-6)
 
 
+def test_the_encoders_own_layers_step_at_the_encoder_rate():
+    for separate in (False, True):
+        nets = ase_networks.make_ase_networks(40, 20, 6, latent_dim=16, separate_encoder=separate, **SMALL)
+        params = ase_networks.init_params(nets, jax.random.PRNGKey(0))
+        optimizer = ppo.make_optimizer(PPOConfig(learning_rate=2e-5), {"disc": 1e-4, "enc": 1e-3},
+                                       ase_networks.parameter_group)
+        grads = jax.tree.map(lambda x: jnp.full_like(x, 0.5), params)
+        updates, _ = optimizer.update(grads, optimizer.init(params), params)
+        disc = updates["disc"]["params"]
+        np.testing.assert_allclose(disc["enc_layer"]["kernel"], -1e-3, rtol=1e-4)
+        np.testing.assert_allclose(disc["logit_layer"]["kernel"], -1e-4, rtol=1e-4)
+        np.testing.assert_allclose(disc["trunk"]["hidden_0"]["kernel"], -1e-4, rtol=1e-4)
+        np.testing.assert_allclose(updates["actor"]["params"]["trunk"]["hidden_0"]["kernel"], -2e-5, rtol=1e-4)
+        if separate:
+            np.testing.assert_allclose(disc["enc_trunk"]["hidden_1"]["kernel"], -1e-3, rtol=1e-4)
+
+
 def test_reward_normalization_divides_each_term_by_its_running_std():
     config = toy_config(reward_normalization=True)
     fns = make_train_fns(config, ToyEnv())

@@ -200,21 +200,30 @@ def compile_train_fns(init, train_step, rollout_only, devices, networks, loss_an
 # --- optimiser and normalisers -------------------------------------------------------------------
 
 
-def make_optimizer(ppo: PPOConfig, group_rates: dict[str, float] | None = None) -> optax.GradientTransformation:
+def make_optimizer(ppo: PPOConfig, group_rates: dict[str, float] | None = None,
+                   group_of: Callable[[tuple[str, ...]], str] | None = None) -> optax.GradientTransformation:
     """Adam (eps 1e-8, as torch), with a global-norm clip when `max_grad_norm` > 0. A gradient with
     a non-finite entry is skipped (zero update, Adam moments kept) instead of poisoning the
     parameters; the run loop stops after `max_bad_iterations` iterations of only skips, so the
     skip never gives up by itself here.
 
-    `group_rates` gives top-level parameter groups ("critic", "disc") learning rates of their own
-    (0 or absent: `learning_rate`). Adam is elementwise, so groups at one rate equal a single Adam:
-    the plain optimiser (and its state's layout) is kept unless a rate differs."""
+    `group_rates` gives groups of parameters learning rates of their own (0 or absent:
+    `learning_rate`); a parameter's group is `group_of(path)` of its path of dict keys, by default
+    the top-level key ("actor", "critic", "disc"). Adam is elementwise, so groups at one rate equal
+    a single Adam: the plain optimiser (and its state's layout) is kept unless a rate differs."""
     rates = {k: v for k, v in (group_rates or {}).items() if v > 0 and v != ppo.learning_rate}
     if rates:
-        label = lambda params: {k: (k if k in rates else "default") for k in params}
+        group_of = group_of or (lambda names: names[0])
+
+        def labels(params):
+            def label(path, _):
+                group = group_of(tuple(str(getattr(k, "key", k)) for k in path))
+                return group if group in rates else "default"
+            return jax.tree_util.tree_map_with_path(label, params)
+
         optimizer = optax.multi_transform(
             {"default": optax.adam(ppo.learning_rate, eps=1e-8), **{k: optax.adam(v, eps=1e-8) for k, v in rates.items()}},
-            label)
+            labels)
     else:
         optimizer = optax.adam(ppo.learning_rate, eps=1e-8)
     if ppo.max_grad_norm > 0:

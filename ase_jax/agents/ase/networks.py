@@ -223,6 +223,15 @@ def disc_kernels(disc_params: Params) -> list[jax.Array]:
             if names(path)[-1] == "kernel" and not {DISC_ENCODER, ENC_TRUNK} & set(names(path))]
 
 
+def parameter_group(path: tuple[str, ...]) -> str:
+    """The optimiser group of a parameter, from its path of keys in {"actor", "critic", "disc"}:
+    the top-level key, except "enc" for the encoder's own layers (its head, and its trunk where it
+    has one of its own)."""
+    if path[0] == "disc" and {DISC_ENCODER, ENC_TRUNK} & set(path):
+        return "enc"
+    return path[0]
+
+
 def sample_latents(key: jax.Array, shape: Sequence[int], latent_dim: int) -> jax.Array:
     """Skill latents uniform on the unit sphere S^(latent_dim-1): normalised N(0, I) (docs/reference.md §5.1)."""
     return l2_normalize(jax.random.normal(key, tuple(shape) + (latent_dim,)))

@@ -80,7 +80,9 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
     amp_rows = ase.amp_minibatch_size
     amp_dim = env.history * env.amp_obs_size
     nets = ase_networks.networks_for(config, env.obs_size, amp_dim, env.action_size)
-    optimizer = ppo.make_optimizer(hp, {"critic": hp.critic_learning_rate, "disc": ase.disc_learning_rate})
+    optimizer = ppo.make_optimizer(
+        hp, {"critic": hp.critic_learning_rate, "disc": ase.disc_learning_rate,
+             "enc": ase.enc_learning_rate or ase.disc_learning_rate}, ase_networks.parameter_group)
     norm = lambda x, s: ppo.normalize(x, s, hp.normalize_obs_clip)
 
     def sample_latents(key, n):

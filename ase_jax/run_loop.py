@@ -88,6 +88,21 @@ def run_info(config: Config) -> dict:
             "global_devices": jax.device_count()}
 
 
+PLAIN_PROGRESS_S = 30.0
+
+
+def plain_progress_line(label: str, done: int, total: int, per_iteration: int, elapsed_s: float, metrics: dict) -> str:
+    """One line of progress for logs: iteration, samples, samples/s, elapsed, ETA and a few metrics."""
+    sps = metrics.get("perf/env_steps_per_s")
+    eta = (total - done) * per_iteration / sps if sps else None
+    clock = lambda s: "-" if s is None else f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}"
+    shown = {"disc reward": "reward/disc", "enc reward": "reward/enc", "episode length": "episode/length",
+             "task reward": "reward/task"}
+    values = "  ".join(f"{name} {metrics[key]:.3g}" for name, key in shown.items() if key in metrics)
+    return (f"{label}: iteration {done}/{total}  {done * per_iteration:,} samples  "
+            f"{'-' if sps is None else f'{sps:,.0f}'} samples/s  elapsed {clock(elapsed_s)}  ETA {clock(eta)}  {values}")
+
+
 def train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None = None,
                control_steps_per_sample: int = 1, saved_config: dict | None = None,
                next_steps: tuple[str, ...] = ()) -> dict:
@@ -147,10 +162,17 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                         TextColumn("{task.completed}/{task.total} it"), TextColumn("{task.fields[sps]} steps/s"),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                         transient=False)
+    # Where there is no terminal (nohup, a batch scheduler, CI, `| tee`) the live bar prints nothing:
+    # a plain line every PLAIN_PROGRESS_S instead, as rl_games does.
+    plain = not console.is_terminal
+    wall0 = last_plain = time.perf_counter()
     try:
         with progress:
             task = progress.add_task("train", total=total_iterations, completed=start, sps="-",
                                      phase="[yellow]compiling the training step[/]")
+            if plain:
+                console.print(f"{label}: compiling the training step (minutes on a CPU), then {total_iterations - start} "
+                              f"iterations of {steps_per_iteration:,} samples", highlight=False)
             tick, tick_iteration = None, start
             bad_iterations = 0
             for iteration in range(start, total_iterations):
@@ -183,6 +205,11 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                 if done % run.checkpoint_every == 0 or done == total_iterations:
                     checkpointer.save(done, state, config_dict)
                 progress.update(task, completed=done)
+                now = time.perf_counter()
+                if plain and (now - last_plain >= PLAIN_PROGRESS_S or done == total_iterations):
+                    last_plain = now
+                    console.print(plain_progress_line(label, done, total_iterations, steps_per_iteration, now - wall0,
+                                                      last), highlight=False)
     finally:
         checkpointer.wait()
         checkpointer.close()

@@ -1,5 +1,6 @@
 """Pre-training end to end on the tiny config: training, checkpoints, resume, several devices."""
 
+import io
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from ase_jax.checkpoint import Checkpointer
 from ase_jax.config import load_config
@@ -29,12 +31,13 @@ def _saved_params(workdir, step):
 @pytest.fixture(scope="session")
 def two_iterations(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run_a")
-    metrics = train(_config(workdir))
-    return workdir, metrics
+    log = io.StringIO()  # not a terminal, as under nohup or a batch scheduler
+    metrics = train(_config(workdir), Console(file=log, width=300))
+    return workdir, metrics, log.getvalue()
 
 
 def test_tiny_run_trains_and_checkpoints(two_iterations):
-    workdir, metrics = two_iterations
+    workdir, metrics, _ = two_iterations
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [line["env_steps"] for line in lines] == [32, 64]
     for key in ("loss/total", "loss/actor", "loss/critic", "disc_loss", "enc_loss", "reward/disc", "reward/enc",
@@ -47,9 +50,18 @@ def test_tiny_run_trains_and_checkpoints(two_iterations):
     assert any((workdir / "tensorboard").iterdir())
 
 
+def test_without_a_terminal_progress_comes_as_plain_lines_and_the_run_ends_with_where_to_look(two_iterations):
+    workdir, _, log = two_iterations
+    assert "pretrain: compiling the training step" in log
+    assert "pretrain: iteration 2/2  64 samples" in log  # the last iteration always gets its line
+    assert f"results in {workdir}" in log
+    assert f"python -m ase_jax.play --checkpoint={workdir} --grid=4" in log
+    assert f"python -m ase_jax.task --name=heading --llc={workdir}" in log
+
+
 def test_resume_gives_identical_parameters(two_iterations, tmp_path):
     """1 iteration, stop, rerun: the result equals the uninterrupted 2-iteration run bit for bit."""
-    workdir_a, _ = two_iterations
+    workdir_a, _, _ = two_iterations
     train(_config(tmp_path), max_iterations=1)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]
     train(_config(tmp_path))  # resumes from iteration 1
@@ -64,7 +76,7 @@ def test_resume_gives_identical_parameters(two_iterations, tmp_path):
 def test_resume_refuses_a_different_run(two_iterations):
     from ase_jax.errors import AseInputError
 
-    workdir, _ = two_iterations
+    workdir, _, _ = two_iterations
     with pytest.raises(AseInputError, match=r"ppo.num_envs: saved 4, now 8.*left as they are"):
         train(_config(workdir, num_envs=8, total_steps=128))
 

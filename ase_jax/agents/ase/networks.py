@@ -27,6 +27,7 @@ DISC_TRUNK = "trunk"
 DISC_LOGIT = "logit_layer"
 DISC_ENCODER = "enc_layer"
 ENC_TRUNK = "enc_trunk"  # the encoder's own hidden layers, with `separate_encoder`
+ENCODER_LAYERS = frozenset({DISC_ENCODER, ENC_TRUNK})  # the disc tree's layers that belong to the encoder alone
 
 
 def symmetric_uniform(scale: float) -> Initializer:
@@ -107,7 +108,7 @@ class DiscEnc(nn.Module):
 
     def __call__(self, amp_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         features = self.trunk(amp_obs)
-        enc_features = self.enc_trunk(amp_obs) if self.separate else features
+        enc_features = self._enc_features(amp_obs) if self.separate else features  # one trunk pass when shared
         return self._logit_head(features), self._enc_head(enc_features)
 
     def logit(self, amp_obs: jax.Array) -> jax.Array:
@@ -116,7 +117,10 @@ class DiscEnc(nn.Module):
 
     def encode(self, amp_obs: jax.Array) -> jax.Array:
         """The unit-norm encoder output e(o), shape (..., latent_dim)."""
-        return self._enc_head((self.enc_trunk if self.separate else self.trunk)(amp_obs))
+        return self._enc_head(self._enc_features(amp_obs))
+
+    def _enc_features(self, amp_obs: jax.Array) -> jax.Array:
+        return (self.enc_trunk if self.separate else self.trunk)(amp_obs)
 
     def _logit_head(self, features: jax.Array) -> jax.Array:
         return jnp.squeeze(self.logit_layer(features), axis=-1)
@@ -220,14 +224,14 @@ def disc_kernels(disc_params: Params) -> list[jax.Array]:
     leaves = jax.tree_util.tree_flatten_with_path(disc_params)[0]
     names = lambda path: [getattr(k, "key", None) for k in path]
     return [leaf for path, leaf in leaves
-            if names(path)[-1] == "kernel" and not {DISC_ENCODER, ENC_TRUNK} & set(names(path))]
+            if names(path)[-1] == "kernel" and not ENCODER_LAYERS & set(names(path))]
 
 
 def parameter_group(path: tuple[str, ...]) -> str:
     """The optimiser group of a parameter, from its path of keys in {"actor", "critic", "disc"}:
     the top-level key, except "enc" for the encoder's own layers (its head, and its trunk where it
     has one of its own)."""
-    if path[0] == "disc" and {DISC_ENCODER, ENC_TRUNK} & set(path):
+    if path[0] == "disc" and ENCODER_LAYERS & set(path):
         return "enc"
     return path[0]
 

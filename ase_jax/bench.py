@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -54,6 +53,7 @@ from ase_jax.env import HumanoidEnv
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.motions.library import build_motion_lib
+from ase_jax.profiling import peak_memory
 
 
 def _timed_compile(fn, *args):
@@ -187,13 +187,6 @@ def bench_mujoco_rollout(config, num_envs: int, steps: int) -> dict:
             "physics_steps_per_s": round(num_envs * physics / run_s, 1)}
 
 
-def _peak_memory() -> dict:
-    stats = jax.devices()[0].memory_stats() or {}
-    if "peak_bytes_in_use" in stats:
-        return {"peak_device_bytes": int(stats["peak_bytes_in_use"])}
-    return {"peak_host_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
-
-
 def bench_tiny_compile() -> dict:
     """Compile time of the tiny config's training iteration (the one tests and CI compile): cold, then
     again from the persistent cache after dropping jax's in-memory caches."""
@@ -216,7 +209,7 @@ def bench_all(config, sizes, steps: int, iterations: int, tiny_compile: bool = T
         row = {"mujoco_c": bench_mujoco_rollout(sized, n, steps)}
         row.update(bench_env(sized, steps, cached_compile=True))
         row["train"] = bench_train(sized, iterations)
-        row.update(_peak_memory())
+        row.update(peak_memory())
         results["sizes"][str(n)] = row
     return results
 

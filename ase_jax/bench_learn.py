@@ -58,6 +58,7 @@ from ase_jax.agents import ppo
 from ase_jax.agents.ase import networks as ase_networks
 from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
+from ase_jax.profiling import peak_memory
 
 # control: the recipe with no skill-discovery pressure (no encoder reward, no diversity term) but the
 # encoder still trained, so that its similarity gap measures what the init and imitation alone put
@@ -197,13 +198,6 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
 # --- the protocol --------------------------------------------------------------------------------
 
 
-def peak_device_memory_gib() -> float | None:
-    """The first device's peak allocation so far (None where the backend keeps no statistics, as the CPU)."""
-    stats = jax.devices()[0].memory_stats() or {}
-    peak = stats.get("peak_bytes_in_use")
-    return None if peak is None else round(peak / 2**30, 2)
-
-
 def first_device(tree):
     return jax.tree.map(lambda x: x[0], tree)
 
@@ -314,6 +308,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     finally:
         jsonl.close()
 
+    device_bytes = peak_memory().get("peak_device_bytes")  # None on the CPU, whose backend keeps no statistics
     result = {
         "protocol": dataclasses.asdict(protocol),
         "command": command, "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
@@ -322,7 +317,8 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
         "compile_s": round(compile_s, 1), "train_wall_s": round(train_s, 1),
         "total_wall_s": round(time.perf_counter() - wall0, 1),
         "samples_per_s": round((done - 1) * per_iteration / train_s, 1) if train_s > 0 else None,
-        "peak_device_memory_gib": peak_device_memory_gib(), "summary": improvement_summary(rows),
+        "peak_device_memory_gib": None if device_bytes is None else round(device_bytes / 2**30, 2),
+        "summary": improvement_summary(rows),
         "reference_comparison": reference_comparison(rows), "rows": rows,
     }
     (out / "learn.json").write_text(json.dumps(result, indent=2))

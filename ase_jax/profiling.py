@@ -1,4 +1,5 @@
-"""Summaries of jax profiler traces: where a compiled training iteration spends its time.
+"""Summaries of jax profiler traces: where a compiled training iteration spends its time; and the
+peak memory a run has used (`peak_memory`).
 
 `jax.profiler.trace(dir, create_perfetto_trace=True)` writes `perfetto_trace.json.gz` (Chrome trace
 event format) beside the TensorBoard profile. `op_times` reads the exclusive time of each
@@ -13,6 +14,19 @@ import gzip
 import json
 import re
 from pathlib import Path
+
+def peak_memory() -> dict:
+    """{"peak_device_bytes": n} from the first device's allocator statistics, or, where the backend
+    keeps none (the CPU), {"peak_host_rss_bytes": n}: the process's peak resident memory."""
+    import resource
+
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return {"peak_device_bytes": int(stats["peak_bytes_in_use"])}
+    return {"peak_host_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
+
 
 # Python-level calls ("$file:line name") and host waits are not work of the compiled program.
 _NOT_WORK = ("$", "Wait for", "ThunkExecutor::Execute (wait", "SlinkyThreadPool::Await")

@@ -31,12 +31,16 @@ measures:
                         to the data
     clips covered       clips holding the nearest transition of at least 1 % of the transitions
 
-It writes into `--out` (default runs/bench_learn): `metrics.jsonl` (a line per evaluation),
-`learn.json` (protocol, device, command, the rows, and per curve its start, end, best and the
-samples after which it came within 10 % of its best: where it stopped improving), `curves.png`,
-and `grid.mp4`, a 2x2 video of four of the evaluation's latents at the end (`grid.gif` where no
-ffmpeg is found; skipped with a note where rendering is not available); with `--checkpoint=true` also the final state in
-`checkpoints/`, so that the folder is a run folder for `play` and `evaluate`. Same seed, same device kind: same numbers.
+It trains through the same loop as `pretrain` (`run_loop.train_loop`), so `--out` (default
+runs/bench_learn) is a run folder: `checkpoints/` (one at every evaluation and at the end),
+`metrics.jsonl` and TensorBoard scalars of every iteration, `run_info.json`; `play`, `evaluate` and
+`task --llc` take it. Beside those: `learn.json` (protocol, device, command, the rows, and per curve
+its start, end, best and the samples after which it came within 10 % of its best: where it stopped
+improving; rewritten at every evaluation, so a run cut short keeps its rows), `curves.png`, and
+`grid.mp4`, a 2x2 video of four of the evaluation's latents at the end (`grid.gif` where no ffmpeg
+is found; skipped with a note where rendering is not available). Rerun on the same folder, a run
+continues from its latest checkpoint (a time box, a killed run, or more `--samples`); `segments`
+in learn.json times each invocation. Same seed, same device kind: same numbers, resumed or not.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from ase_jax.agents.ase import networks as ase_networks
 from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.profiling import peak_memory
+from ase_jax.run_loop import train_loop
 
 # control: the recipe with no skill-discovery pressure (no encoder reward, no diversity term) but the
 # encoder still trained, so that its similarity gap measures what the init and imitation alone put
@@ -128,7 +133,6 @@ class Protocol:
     video: bool = True
     ablation: str = "none"
     config: str = DEFAULT_CONFIG  # the config file the run started from (before the ablation and flags)
-    checkpoint: bool = False  # save the final state as a run folder (OUT/checkpoints/N) for play and evaluate
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -226,118 +230,167 @@ def improvement_summary(rows: list[dict]) -> dict:
     return out
 
 
-def check_out_folder(out: Path) -> None:
-    """Refuses an output folder holding checkpoints (a training run's, or an earlier `--checkpoint`
-    output's: orbax would prune or refuse them) or another run's metrics.jsonl; an earlier bench
-    learn output without checkpoints is overwritten."""
-    if (out / "checkpoints").exists():
-        raise AseInputError(f"--out={out} holds checkpoints/ (a run folder): bench learn would overwrite its "
-                            "metrics and prune its checkpoints; choose another folder")
-    if (out / "metrics.jsonl").is_file() and not (out / "learn.json").is_file():
+RESUMABLE_PROTOCOL = ("eval_every", "eval_envs", "eval_seconds", "ablation", "config")
+
+
+def earlier_run(out: Path, protocol: Protocol, config: Config) -> dict | None:
+    """The learn.json of the bench learn run in `out` that this one continues (None when there is
+    none). The folder is a run folder (`checkpoints/`): a rerun resumes from its latest checkpoint,
+    as `pretrain` does, and `--samples` may grow. A training run's folder, or a bench learn run of
+    another protocol or config, is refused, and nothing in it is changed."""
+    from ase_jax.checkpoint import config_differences
+
+    learn = out / "learn.json"
+    if (out / "checkpoints").exists() and not learn.is_file():
+        raise AseInputError(f"--out={out} holds checkpoints/ of a training run, not of bench learn; choose another folder")
+    if (out / "metrics.jsonl").is_file() and not learn.is_file():
         raise AseInputError(f"--out={out} holds another run's metrics.jsonl; choose another folder")
+    if not learn.is_file():
+        return None
+    try:
+        earlier = json.loads(learn.read_text())
+        saved_protocol, saved_config = earlier["protocol"], earlier["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise AseInputError(f"{learn}: unreadable ({type(e).__name__}: {e}); choose another --out") from None
+    if not (out / "checkpoints").exists():
+        return None  # an output without checkpoints (written before runs were resumable): written anew
+    differ = [f"{k} {saved_protocol.get(k)!r} -> {getattr(protocol, k)!r}" for k in RESUMABLE_PROTOCOL
+              if saved_protocol.get(k) != getattr(protocol, k)]
+    differ += config_differences(saved_config, to_dict(config))
+    if differ:
+        raise AseInputError(f"--out={out} holds a bench learn run that this one cannot continue (it differs in "
+                            f"{'; '.join(differ[:6])}); choose another --out")
+    return earlier
 
 
 def run(config: Config, protocol: Protocol, out: Path, console: Console, command: str = "") -> dict:
+    """Trains `config` by the protocol in `out`, through the training loop of `pretrain`
+    (`run_loop.train_loop`: checkpoints, resume, divergence stop), evaluating from its progress
+    hook; rerun on the same folder, it continues from the latest checkpoint."""
     from ase_jax.pretrain import compiled_train_fns
 
     hp = config.ppo
     per_iteration = hp.num_envs * hp.horizon
     iterations = max(1, math.ceil(protocol.samples / per_iteration))
-    check_out_folder(out)
+    # Checkpoints where rows are, so that a time-boxed or killed run resumes at an evaluation.
+    config = dataclasses.replace(config, run=dataclasses.replace(
+        config.run, workdir=str(out), total_steps=iterations * per_iteration, checkpoint_every=protocol.eval_every,
+        keep_checkpoints=2))
+    earlier = earlier_run(out, protocol, config)
     out.mkdir(parents=True, exist_ok=True)
     wall0 = time.perf_counter()
     with console.status("building the environment and compiling the training step"):
         env, dataset, fns = compiled_train_fns(config)
-        state = fns.init(jax.random.PRNGKey(config.run.seed))
         evaluate, eval_env = make_evaluator(config, env, dataset, fns.networks, protocol)
     console.print(f"bench learn: {env.character.name}, {len(dataset.clips)} clips, {hp.num_envs} envs, "
                   f"{iterations} iterations of {per_iteration} samples, ablation {protocol.ablation}, "
                   f"seed {config.run.seed}, on {jax.devices()[0].platform}", highlight=False)
 
-    rows, window, train_s, compile_s = [], [], 0.0, 0.0
-    jsonl = open(out / "metrics.jsonl", "w")
+    segments = list(earlier.get("segments", [])) if earlier else []
+    segment = {"device": str(jax.devices()[0].device_kind), "start_iteration": None, "end_iteration": None,
+               "compile_s": 0.0, "train_wall_s": 0.0, "timed_iterations": 0}
+    rows, window = [], []
+    last = {"qpos": None, "iteration": 0, "mark": 0.0}
+    trained_before = sum(s["train_wall_s"] for s in segments)
+
+    def result() -> dict:
+        done = last["iteration"]
+        device_bytes = peak_memory().get("peak_device_bytes")  # None on the CPU, which keeps no statistics
+        segment.update(end_iteration=done, compile_s=round(segment["compile_s"], 1),
+                       train_wall_s=round(segment["train_wall_s"], 1),
+                       peak_device_memory_gib=None if device_bytes is None else round(device_bytes / 2**30, 2))
+        every = [*segments, segment]
+        train_s = sum(s["train_wall_s"] for s in every)
+        timed = sum(s["timed_iterations"] for s in every) * per_iteration
+        peaks = [s["peak_device_memory_gib"] for s in every if s.get("peak_device_memory_gib") is not None]
+        return {
+            "protocol": dataclasses.asdict(protocol),
+            "command": command, "device": segment["device"], "platform": jax.devices()[0].platform,
+            "num_devices": jax.local_device_count(), "jax": jax.__version__, "seed": config.run.seed,
+            "config": to_dict(config), "iterations": done, "samples": done * per_iteration,
+            "compile_s": round(sum(s["compile_s"] for s in every), 1), "train_wall_s": round(train_s, 1),
+            "total_wall_s": round(time.perf_counter() - wall0, 1),
+            "samples_per_s": round(timed / train_s, 1) if train_s > 0 else None,
+            "peak_device_memory_gib": max(peaks) if peaks else None,
+            "segments": every,  # one per invocation: a resumed run has several
+            "summary": improvement_summary(rows), "reference_comparison": reference_comparison(rows), "rows": rows,
+        }
 
     def evaluation(done_iterations):
-        nonlocal compile_s
         start = time.perf_counter()
-        metrics, qpos = evaluate(first_device(state.params), first_device(state.obs_norm),
-                                 first_device(state.amp_norm))
+        metrics, qpos = evaluate(first_device(last["state"].params), first_device(last["state"].obs_norm),
+                                 first_device(last["state"].amp_norm))
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        if done_iterations == 0:
-            compile_s += time.perf_counter() - start
+        if done_iterations == segment["start_iteration"]:
+            segment["compile_s"] += time.perf_counter() - start  # the evaluation's compile
         row = {"iteration": done_iterations, "env_steps": done_iterations * per_iteration,
-               "train_wall_s": round(train_s, 2), **metrics}
+               "train_wall_s": round(trained_before + segment["train_wall_s"], 2), **metrics}
         if window:
             row.update({k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]})
         row["eval/enc_similarity_gap"] = row["eval/enc_similarity"] - row["eval/enc_similarity_shuffled"]
         rows.append(row)
-        jsonl.write(json.dumps(row) + "\n")
-        jsonl.flush()
+        last["qpos"] = qpos
+        # rewritten at every evaluation, so that a run cut short keeps its rows
+        (out / "learn.json").write_text(json.dumps(result(), indent=2))
         console.print(
-            f"{row['env_steps']:>10,} samples  {train_s:7.0f} s  survival {row['eval/survival']:.2f}  "
+            f"{row['env_steps']:>10,} samples  {row['train_wall_s']:7.0f} s  survival {row['eval/survival']:.2f}  "
             f"enc sim {row['eval/enc_similarity']:+.3f} (shuffled {row['eval/enc_similarity_shuffled']:+.3f})  "
             f"pose err {row['eval/pose_error']:.2f}  clips {row['eval/clips_covered']:.0f}"
             + (f"  disc rew {row['train/reward_disc']:.3f}  acc demo/agent {row['train/disc_demo_accuracy']:.2f}/"
                f"{row['train/disc_agent_accuracy']:.2f}  div loss {row['train/diversity_loss']:.4f}" if window else ""),
             highlight=False)
         window.clear()
-        return qpos
 
-    qpos = evaluation(0)
-    done = 0
-    try:
-        for done in range(1, iterations + 1):
-            start = time.perf_counter()
-            state, metrics = fns.step(state)
-            metrics = jax.device_get(metrics)
-            elapsed = time.perf_counter() - start
-            if done == 1:
-                compile_s += elapsed  # the first iteration compiles the step; not counted as training
-                console.print(f"first iteration (compiling the training step) took {elapsed:.0f} s", highlight=False)
-            else:
-                train_s += elapsed
-            window.append({TRAIN_KEYS[k]: float(np.asarray(v)[0]) for k, v in metrics.items() if k in TRAIN_KEYS})
-            if float(np.asarray(metrics["skipped_updates"])[0]) >= 1.0:
-                console.print(f"[yellow]note:[/] iteration {done}: every update skipped (non-finite gradients)")
-            over_time = protocol.minutes is not None and time.perf_counter() - wall0 > 60 * protocol.minutes
-            if done % protocol.eval_every == 0 or done == iterations or over_time:
-                qpos = evaluation(done)
-            if over_time:
-                console.print(f"time box of {protocol.minutes} min reached after {done} iterations")
-                break
-    finally:
-        jsonl.close()
+    def progress(done, state, metrics):
+        last["state"], last["iteration"] = state, done
+        if metrics is None:  # before the first iteration: the rows so far, and an evaluation at the start
+            segment["start_iteration"] = done
+            if earlier is not None:
+                rows.extend(r for r in earlier["rows"] if r["iteration"] <= done)
+                console.print(f"continuing the bench learn run in {out} at iteration {done} ({len(rows)} rows)",
+                              highlight=False)
+            if not rows or rows[-1]["iteration"] != done:
+                evaluation(done)
+            last["mark"] = time.perf_counter()
+            return False
+        metrics = jax.device_get(metrics)
+        elapsed = time.perf_counter() - last["mark"]
+        if done == segment["start_iteration"] + 1:
+            segment["compile_s"] += elapsed  # the first iteration compiles the step; not counted as training
+            console.print(f"first iteration (compiling the training step) took {elapsed:.0f} s", highlight=False)
+        else:
+            segment["train_wall_s"] += elapsed
+            segment["timed_iterations"] += 1
+        window.append({TRAIN_KEYS[k]: float(np.asarray(v)[0]) for k, v in metrics.items() if k in TRAIN_KEYS})
+        over_time = protocol.minutes is not None and time.perf_counter() - wall0 > 60 * protocol.minutes
+        if done % protocol.eval_every == 0 or done == iterations or over_time:
+            evaluation(done)
+        if over_time and done < iterations:
+            console.print(f"time box of {protocol.minutes} min reached after {done} iterations; rerun the same "
+                          "command to continue from here", highlight=False)
+        last["mark"] = time.perf_counter()
+        return over_time
 
-    device_bytes = peak_memory().get("peak_device_bytes")  # None on the CPU, whose backend keeps no statistics
-    result = {
-        "protocol": dataclasses.asdict(protocol),
-        "command": command, "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
-        "num_devices": jax.local_device_count(), "jax": jax.__version__, "seed": config.run.seed,
-        "config": to_dict(config), "iterations": done, "samples": done * per_iteration,
-        "compile_s": round(compile_s, 1), "train_wall_s": round(train_s, 1),
-        "total_wall_s": round(time.perf_counter() - wall0, 1),
-        "samples_per_s": round((done - 1) * per_iteration / train_s, 1) if train_s > 0 else None,
-        "peak_device_memory_gib": None if device_bytes is None else round(device_bytes / 2**30, 2),
-        "summary": improvement_summary(rows),
-        "reference_comparison": reference_comparison(rows), "rows": rows,
-    }
-    (out / "learn.json").write_text(json.dumps(result, indent=2))
-    plot_curves([result], out / "curves.png")
-    if protocol.checkpoint:  # for play and evaluate (the GPU evidence script renders e0 and e3 from it)
-        from ase_jax.checkpoint import Checkpointer
+    train_loop(config, fns, console, "bench learn", progress_fn=progress, next_steps=NEXT_STEPS)
+    if protocol.video and last["qpos"] is None:  # resumed with nothing left to train: the video of the state as saved
+        state = last["state"]
+        _, last["qpos"] = evaluate(first_device(state.params), first_device(state.obs_norm), first_device(state.amp_norm))
+    done = last["iteration"]
+    out_result = result()
+    (out / "learn.json").write_text(json.dumps(out_result, indent=2))
+    plot_curves([out_result], out / "curves.png")
+    if protocol.video and last["qpos"] is not None:
+        out_result["video"] = write_grid_video(eval_env, np.asarray(last["qpos"]), out / "grid.mp4", console)
+        (out / "learn.json").write_text(json.dumps(out_result, indent=2))
+    print_reference_comparison(out_result["reference_comparison"], done * per_iteration, console)
+    console.print(f"wrote {out / 'learn.json'}, {out / 'curves.png'}", highlight=False)
+    return out_result
 
-        checkpointer = Checkpointer(out, 1)
-        try:
-            checkpointer.save(done, state, to_dict(config))
-            checkpointer.wait()
-        finally:
-            checkpointer.close()
-    if protocol.video:
-        result["video"] = write_grid_video(eval_env, np.asarray(qpos), out / "grid.mp4", console)
-        (out / "learn.json").write_text(json.dumps(result, indent=2))
-    print_reference_comparison(result["reference_comparison"], done * per_iteration, console)
-    console.print(f"wrote {out / 'learn.json'}, {out / 'curves.png'}, {out / 'metrics.jsonl'}")
-    return result
+
+NEXT_STEPS = (
+    "python -m ase_jax.play --checkpoint={workdir} --grid=4 --video={workdir}/grid4.mp4   # four random skills",
+    "python -m ase_jax.evaluate diversity --checkpoint={workdir}                        # clips the skills cover",
+)
 
 
 def print_reference_comparison(comparison: dict, samples: int, console: Console) -> None:
@@ -507,9 +560,6 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--eval_envs", type=cli.positive_int, default=32, help="characters per evaluation")
     parser.add_argument("--eval_seconds", type=cli.positive_float, default=5.0, help="seconds per evaluation rollout")
     parser.add_argument("--video", type=cli.boolean, default=True, help="write grid.mp4 at the end (default true)")
-    parser.add_argument("--checkpoint", type=cli.boolean, default=False,
-                        help="save the final state into OUT/checkpoints, so that OUT works as a run folder for "
-                             "play and evaluate (default false)")
     parser.add_argument("--diagnose", action="store_true",
                         help="only print how much the initial actor's actions depend on z and how the diversity "
                              "gradient compares with the PPO term's (seconds, no simulation)")
@@ -547,7 +597,7 @@ def main(argv=None) -> int:
         config = config_from_args([f"--config={args.config}", *overrides, *rest], command="pretrain")
         protocol = Protocol(samples=args.samples, eval_every=args.eval_every, eval_envs=args.eval_envs,
                             eval_seconds=args.eval_seconds, minutes=args.minutes, video=args.video,
-                            ablation=args.ablation, config=args.config, checkpoint=args.checkpoint)
+                            ablation=args.ablation, config=args.config)
         run(config, protocol, Path(args.out), console,
             command="python -m ase_jax.bench learn " + " ".join(argv))
     except AseInputError as e:

@@ -105,7 +105,7 @@ def plain_progress_line(label: str, done: int, total: int, per_iteration: int, e
 
 def train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None = None,
                control_steps_per_sample: int = 1, saved_config: dict | None = None,
-               next_steps: tuple[str, ...] = ()) -> dict:
+               next_steps: tuple[str, ...] = (), progress_fn=None) -> dict:
     """Runs (or resumes) the iterations of `fns` (init, step) in `config.workdir`; returns the last
     logged metrics. Shared by pre-training and task training.
 
@@ -114,7 +114,12 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     controller's sample spans `llc_steps` of them), the axis on which runs with and without a
     skill embedding are compared. `saved_config` is what checkpoints store as the run's config
     (`to_dict(config)` by default; task runs add their frozen LLC's config). `next_steps`: commands
-    printed at the end for looking at the results ("{workdir}" stands for the run folder)."""
+    printed at the end for looking at the results ("{workdir}" stands for the run folder).
+
+    `progress_fn(iteration, state, metrics)`, as brax's `progress_fn`, sees the state before the
+    first iteration (metrics None; `iteration` is where a resumed run starts) and after each
+    iteration (the step's metrics, on the device); it returning True ends the run after that
+    iteration, which is then logged and checkpointed as the last one (a time box)."""
     hp, run = config.ppo, config.run
     if jax.devices()[0].platform == "cpu" and hp.num_envs * hp.horizon >= 65536:
         console.print(f"[yellow]note:[/] {hp.num_envs} envs with these networks are sized for a GPU; on this CPU one "
@@ -175,9 +180,14 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                               f"iterations of {steps_per_iteration:,} samples", highlight=False)
             tick, tick_iteration = None, start
             bad_iterations = 0
+            done = start
+            if progress_fn is not None:
+                progress_fn(start, state, None)
             for iteration in range(start, total_iterations):
                 state, metrics = fns.step(state)
                 done = iteration + 1
+                stop = bool(progress_fn(done, state, metrics)) if progress_fn is not None else False
+                last_one = stop or done == total_iterations
                 if iteration == start:
                     progress.update(task, phase="")
                 # Every update of this iteration skipped for non-finite gradients: count, and stop if it persists.
@@ -192,7 +202,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                             f"lower learning_rate or check the motion data and config")
                 else:
                     bad_iterations = 0
-                if done % run.log_every == 0 or done == total_iterations:
+                if done % run.log_every == 0 or last_one:
                     metrics = {k: float(np.asarray(v)[0]) for k, v in jax.device_get(metrics).items()}
                     now = time.perf_counter()
                     if tick is not None:  # the first iteration includes compilation
@@ -202,19 +212,21 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                     metrics["control_steps"] = float(done * steps_per_iteration * control_steps_per_sample)
                     logger.log(done * steps_per_iteration, metrics)
                     last = metrics
-                if done % run.checkpoint_every == 0 or done == total_iterations:
+                if done % run.checkpoint_every == 0 or last_one:
                     checkpointer.save(done, state, config_dict)
                 progress.update(task, completed=done)
                 now = time.perf_counter()
-                if plain and (now - last_plain >= PLAIN_PROGRESS_S or done == total_iterations):
+                if plain and (now - last_plain >= PLAIN_PROGRESS_S or last_one):
                     last_plain = now
                     console.print(plain_progress_line(label, done, total_iterations, steps_per_iteration, now - wall0,
                                                       last), highlight=False)
+                if stop:
+                    break
     finally:
         checkpointer.wait()
         checkpointer.close()
         logger.close()
-    console.print(f"done: {total_iterations} iterations ({total_iterations * steps_per_iteration:,} env steps); "
+    console.print(f"done: {done} iterations ({done * steps_per_iteration:,} env steps); "
                   f"checkpoints in {checkpointer.directory}", highlight=False)
     console.print(f"results in {workdir}: metrics.jsonl, TensorBoard scalars (tensorboard --logdir {workdir}), "
                   "run_info.json, checkpoints/", highlight=False)

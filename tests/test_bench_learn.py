@@ -64,21 +64,27 @@ def test_reference_comparison_counts_samples_to_each_of_the_references_values():
 
 @pytest.fixture(scope="module")
 def tiny_learn(tmp_path_factory):
-    runs = []
-    for name in ("a", "b"):
-        out = tmp_path_factory.mktemp(f"learn_{name}")
-        assert bench_learn.main([*TINY_FLAGS, f"--out={out}"]) == 0
-        runs.append(out)
-    return runs
+    """Two runs of 64 samples: `a` in two calls (32 samples, then continued in the same folder to
+    64, as the GPU evidence script's two calls do), `b` in one."""
+    a, b = tmp_path_factory.mktemp("learn_a"), tmp_path_factory.mktemp("learn_b")
+    assert bench_learn.main([*TINY_FLAGS, "--samples=32", f"--out={a}"]) == 0
+    assert bench_learn.main([*TINY_FLAGS, f"--out={a}"]) == 0
+    assert bench_learn.main([*TINY_FLAGS, f"--out={b}"]) == 0
+    return a, b
 
 
 @pytest.mark.timeout(600)
 def test_protocol_writes_every_curve_and_its_summary(tiny_learn):
     out = tiny_learn[0]
     result = json.loads((out / "learn.json").read_text())
-    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["env_steps"] for r in lines] == [0, 32, 64] == [r["env_steps"] for r in result["rows"]]
+    lines = result["rows"]
+    assert [r["env_steps"] for r in lines] == [0, 32, 64]
     assert result["samples"] == 64 and result["seed"] == 0 and result["protocol"]["ablation"] == "none"
+    # a run folder: the training loop's metrics of each iteration (one per call here) and checkpoints
+    trained = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in trained] == [32, 64] and "reward/disc" in trained[-1]
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [1, 2]
+    assert [(s["start_iteration"], s["end_iteration"]) for s in result["segments"]] == [(0, 1), (1, 2)]
     for key in bench_learn.CURVES:
         values = [r[key] for r in lines if key in r]
         assert values and np.all(np.isfinite(values)), key
@@ -93,7 +99,7 @@ def test_protocol_writes_every_curve_and_its_summary(tiny_learn):
 
 
 @pytest.mark.timeout(600)
-def test_same_seed_gives_the_same_curves(tiny_learn):
+def test_same_seed_gives_the_same_curves_in_one_call_or_resumed(tiny_learn):
     a, b = (json.loads((out / "learn.json").read_text())["rows"] for out in tiny_learn)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "train_wall_s"} for r in rows]
     assert strip(a) == strip(b)
@@ -125,14 +131,25 @@ def test_bad_flags_are_one_clear_error(flags, words, tmp_path, capsys):
 
 
 def test_a_run_folder_is_not_an_output_folder(tmp_path, capsys):
-    """A training run's checkpoints would be pruned by the final save: refused before anything runs."""
+    """A training run's checkpoints would be pruned by bench learn's saves: refused before anything runs."""
     (tmp_path / "checkpoints" / "7").mkdir(parents=True)
     (tmp_path / "metrics.jsonl").write_text('{"env_steps": 1}\n')
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    assert bench_learn.main([*TINY_FLAGS, "--checkpoint=true", f"--out={tmp_path}"]) == 1
+    assert bench_learn.main([*TINY_FLAGS, f"--out={tmp_path}"]) == 1
     assert "checkpoints" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     assert (tmp_path / "metrics.jsonl").read_text() == '{"env_steps": 1}\n'
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("flag, words", [("--eval_envs=8", "eval_envs 4 -> 8"), ("--horizon=4", "ppo.horizon")])
+def test_a_run_of_another_protocol_or_config_is_not_continued(tiny_learn, flag, words, capsys):
+    out = tiny_learn[1]
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert bench_learn.main([*TINY_FLAGS, flag, f"--out={out}"]) == 1
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1, err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
 def test_config_flags_take_the_value_after_a_space(monkeypatch, tmp_path):
@@ -196,31 +213,58 @@ def test_cpu_config_keeps_the_reference_algorithm():
 # --- the GPU evidence script, dry run -----------------------------------------------------------
 
 
-@pytest.mark.timeout(1200)
-def test_evidence_dry_run_leaves_its_files(tmp_path):
+def evidence(out, *options, run, timeout=1150):
+    env = dict(os.environ, PYTHON=sys.executable, JAX_COMPILATION_CACHE_DIR=str(TEST_CACHE_DIR),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5", EVIDENCE_RUN=str(run))
+    proc = subprocess.run(["bash", str(REPO_ROOT / "tools/gpu/evidence.sh"), str(out), *options], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    log = (out / "evidence.log").read_text() if (out / "evidence.log").is_file() else proc.stdout + proc.stderr
+    return proc, log
+
+
+@pytest.mark.timeout(1500)
+def test_evidence_dry_run_two_calls_leave_their_files(tmp_path):
+    """The GPU script's two calls at tiny sizes: the first trains 2 iterations and leaves every file;
+    the second resumes the run folder to 4 iterations and adds the e0/e3 video."""
     from ase_jax import render
 
-    env = dict(os.environ, PYTHON=sys.executable, JAX_COMPILATION_CACHE_DIR=str(TEST_CACHE_DIR),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
-    out = tmp_path / "evidence"
-    proc = subprocess.run(["bash", str(REPO_ROOT / "tools/gpu/evidence.sh"), str(out), "--dry-run"], env=env,
-                          capture_output=True, text=True, timeout=1150)
-    log = (out / "evidence.log").read_text() if (out / "evidence.log").is_file() else proc.stdout + proc.stderr
-    files = sorted(p.name for p in out.iterdir())
+    run, first, second = tmp_path / "run", tmp_path / "call1", tmp_path / "call2"
+    proc, log = evidence(first, "--dry-run", run=run)
+    files = sorted(p.name for p in first.iterdir())
     expected = {"evidence.log", "bench_all.json", "learn.json", "metrics.jsonl", "curves.png", "diversity.png"}
     if render.gl_problem() is None:
         expected |= {"grid" + render.video_suffix(), "e0_e3" + render.video_suffix()}
     assert expected <= set(files), (files, log[-3000:])
-    assert len(files) <= 8 and all((out / f).stat().st_size <= 16 * 2**20 for f in files)
+    assert len(files) <= 8 and all((first / f).stat().st_size <= 16 * 2**20 for f in files)
     assert proc.returncode == 0, log[-3000:]
-    learn = json.loads((out / "learn.json").read_text())
+    learn = json.loads((first / "learn.json").read_text())
     assert learn["diversity"]["num_latents"] == 2 and learn["rows"][-1]["env_steps"] == 64
-    bench = json.loads((out / "bench_all.json").read_text())
+    bench = json.loads((first / "bench_all.json").read_text())
     assert "4" in bench["sizes"] and bench["sizes"]["4"]["train"]["env_steps_per_s"] > 0
     assert "=== summary" in log and "failed" not in log.split("=== summary")[-1]
+
+    proc, log = evidence(second, "--dry-run", "--continue", run=run)
+    assert proc.returncode == 0, log[-3000:]
+    assert "resumed from" in log and "=== summary" in log
+    learn = json.loads((second / "learn.json").read_text())
+    assert [r["env_steps"] for r in learn["rows"]] == [0, 32, 64, 96, 128]
+    assert [(s["start_iteration"], s["end_iteration"]) for s in learn["segments"]] == [(0, 2), (2, 4)]
+    if render.gl_problem() is None:
+        assert (second / ("e0_e3" + render.video_suffix())).is_file()
+
+
+def test_evidence_continue_without_a_run_stops_at_once(tmp_path):
+    proc, log = evidence(tmp_path / "out", "--dry-run", "--continue", run=tmp_path / "none", timeout=60)
+    assert proc.returncode == 1 and "no run to continue" in log
+
+
+def test_evidence_first_call_keeps_an_earlier_run(tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    proc, log = evidence(tmp_path / "out", "--dry-run", run=tmp_path / "run", timeout=60)
+    assert proc.returncode == 1 and "--continue" in log and (tmp_path / "run" / "checkpoints").is_dir()
 
 
 def test_evidence_refuses_an_unknown_option(tmp_path):
     proc = subprocess.run(["bash", str(REPO_ROOT / "tools/gpu/evidence.sh"), str(tmp_path), "--dryrun"],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "--dry-run" in proc.stderr
+    assert proc.returncode == 1 and "--dry-run" in proc.stderr and "--continue" in proc.stderr

@@ -141,7 +141,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
         start = 0
         state = fns.init(init_key)
     else:
-        state = restored
+        state = fns.place(restored)  # host arrays -> the devices, as the init leaves a state
         console.print(f"resumed from {checkpointer.directory / str(start)} (iteration {start})")
     try:
         distributed.check_same_state((getattr(state, "params", None), getattr(state, "llc", None)))

@@ -73,6 +73,24 @@ def test_resume_gives_identical_parameters(two_iterations, tmp_path):
     assert [json.loads(line)["env_steps"] for line in lines] == [32, 64]
 
 
+def test_a_resumed_state_has_the_types_and_devices_of_a_fresh_one(two_iterations):
+    """So that the training step a resumed run calls is the program compiled (and cached on disk)
+    for a fresh start: a weakly typed leaf or host arrays would make it another one."""
+    import jax
+
+    from ase_jax.pretrain import compiled_train_fns
+    from ase_jax.run_loop import train_loop
+
+    workdir, _, _ = two_iterations
+    config = _config(workdir)  # a finished run: resumes at iteration 2 with nothing left to train
+    _, _, fns = compiled_train_fns(config)
+    seen = {}
+    train_loop(config, fns, Console(quiet=True), "resume", progress_fn=lambda i, state, m: seen.setdefault(i, state))
+    describe = lambda tree: [(x.aval, x.sharding) for x in jax.tree.leaves(tree)]
+    assert describe(seen[2]) == describe(fns.init(jax.random.PRNGKey(0)))
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["1", "2"]
+
+
 def test_resume_refuses_a_different_run(two_iterations):
     from ase_jax.errors import AseInputError
 

@@ -179,7 +179,9 @@ def pmapped_init(init: Callable, devices) -> Callable:
 class TrainFns:
     """An algorithm's compiled functions: `init(key) -> state`, `step(state) -> (state, metrics)`
     (one whole iteration) and `rollout(state) -> (state, episodes finished)` (collection only, for
-    benchmarks); all pmapped, states carry a leading device axis."""
+    benchmarks); all pmapped, states carry a leading device axis. `place(state)` puts a state read
+    from disk (host arrays) on the devices as `init` leaves one, so that `step` is called with the
+    inputs it was compiled (and cached) for."""
 
     init: Callable = struct.field(pytree_node=False)
     step: Callable = struct.field(pytree_node=False)
@@ -187,6 +189,7 @@ class TrainFns:
     networks: object = struct.field(pytree_node=False)
     num_devices: int = struct.field(pytree_node=False)
     loss_and_grad: Callable | None = struct.field(pytree_node=False, default=None)
+    place: Callable = struct.field(pytree_node=False, default=lambda state: state)
 
 
 def compile_train_fns(init, train_step, rollout_only, devices, networks, loss_and_grad=None) -> TrainFns:
@@ -194,7 +197,8 @@ def compile_train_fns(init, train_step, rollout_only, devices, networks, loss_an
     return TrainFns(init=pmapped_init(init, devices),
                     step=jax.pmap(train_step, axis_name=AXIS, devices=devices, donate_argnums=0),
                     rollout=jax.pmap(rollout_only, axis_name=AXIS, devices=devices), networks=networks,
-                    num_devices=len(devices), loss_and_grad=loss_and_grad)
+                    num_devices=len(devices), loss_and_grad=loss_and_grad,
+                    place=jax.pmap(lambda state: state, axis_name=AXIS, devices=devices))
 
 
 # --- optimiser and normalisers -------------------------------------------------------------------
@@ -232,7 +236,11 @@ def make_optimizer(ppo: PPOConfig, group_rates: dict[str, float] | None = None,
 
 
 def init_normalizer(shape) -> Normalizer:
-    return running_statistics.init_state(Spec(tuple(shape), jnp.float32), std_eps=NORM_STD_EPS)
+    state = running_statistics.init_state(Spec(tuple(shape), jnp.float32), std_eps=NORM_STD_EPS)
+    # brax keeps std_eps as a Python float, which a pmapped init turns into a weakly typed array; a
+    # restored checkpoint's is strongly typed, so the training step would not be the program that was
+    # compiled (and cached) for a fresh start. Strongly typed from the start: the same values.
+    return state.replace(std_eps=jnp.asarray(NORM_STD_EPS, jnp.float32))
 
 
 def normalize(x: jax.Array, state: Normalizer, clip: float | None) -> jax.Array:

@@ -98,6 +98,12 @@ def _problem(error: Exception, path: Path) -> str:
     for name in (str(path), path.name):
         text = re.sub(rf"\s*(,\s*)?(in|from) (file )?{re.escape(name)}", "", text)
         text = text.replace(name, "the file")
+    columns = re.match(r"the number of columns changed from (\d+) to (\d+) at row (\d+)", text)
+    if columns:  # numpy's loadtxt, on the motion lines
+        old, new, row = columns.groups()
+        text = f"motion line {row} has {new} values instead of {old} (truncated or malformed)"
+    elif "declares" in text and "data lines" in text:
+        text += " (truncated?)"
     return text or type(error).__name__
 
 
@@ -146,7 +152,7 @@ def read_bvh(path) -> BvhMotion:
         bad = ~np.isfinite(arr)
         if bad.any():
             where = f" (first at frame {int(np.argwhere(bad)[0][0])})" if arr.ndim > 1 and what != "offsets" else ""
-            raise MotionFileError(path, f"{what} contain NaN or infinite values{where}")
+            raise MotionFileError(path, f"NaN or infinite values in the {what}{where}")
     rotation = np.stack([euler_to_quat(angles[:, j], "".join(n.rot_channels)) for j, n in enumerate(joints)], axis=1)
     return BvhMotion(str(path), names, parents, offsets, root, rotation, frame_time)
 

@@ -218,6 +218,31 @@ def test_flagged_clip_is_not_written_without_force(tmp_path, capsys):
     assert load_clip(tmp_path / "out" / "walk.npy").skeleton.num_bodies == 15
 
 
+def test_builtin_maps_are_detected_by_joint_names(tmp_path):
+    from ase_jax.errors import MotionFileError
+    from ase_jax.motions.bvh_maps import detect_map, load_map
+
+    side = ["{}Shoulder", "{}Elbow", "{}Wrist", "{}Hip", "{}Knee", "{}Ankle", "{}Toe"]
+    cmu = ["Hips", "Chest", "Chest2", "Neck", "Head"] + [n.format(s) for s in ("Left", "Right") for n in side]
+    lafan = ["Hips", "Spine", "Spine1", "Spine2", "Neck", "Head"] + [
+        n.format(s) for s in ("Left", "Right")
+        for n in ["{}Shoulder", "{}Arm", "{}ForeArm", "{}Hand", "{}UpLeg", "{}Leg", "{}Foot", "{}Toe"]]
+    mixamo = ["mixamorig:" + n.replace("Toe", "ToeBase") for n in lafan]
+    assert detect_map(cmu, "c.bvh").name == "cmu"
+    found = detect_map(lafan, "l.bvh")
+    assert found.name == "lafan1" and found.points["right_toe"] == "RightToe"
+    assert detect_map(mixamo, "m.bvh").points["left_thigh"] == "mixamorig:LeftUpLeg"
+    assert "head_top" not in detect_map(lafan[:5] + lafan[6:], "l.bvh").points  # optional, dropped
+    with pytest.raises(MotionFileError, match="lacks the required joints"):
+        detect_map(lafan[1:], "x.bvh")
+    (tmp_path / "m.yaml").write_text("points: {pelvis: Hips}\n")
+    with pytest.raises(MotionFileError, match="lacks required points"):
+        load_map(tmp_path / "m.yaml")
+    (tmp_path / "m.yaml").write_text("points: {pelvis: Hips, elbow: X}\n")
+    with pytest.raises(MotionFileError, match="unknown character points"):
+        load_map(tmp_path / "m.yaml")
+
+
 def test_reader_gives_file_units_and_rotation_orders(tmp_path):
     _clip_as_bvh(tmp_path / "a.bvh", frames=3, order="XZY")
     motion = read_bvh(tmp_path / "a.bvh")

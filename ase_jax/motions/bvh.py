@@ -118,7 +118,6 @@ def read_bvh(path) -> BvhMotion:
         import pybvh
     except ImportError:
         raise MotionFileError(path, "reading BVH needs pybvh: pip install -e '.[bvh]'") from None
-    source = path
     if path.suffix != ".bvh":  # pybvh insists on the lower-case suffix
         raise MotionFileError(path, "rename the file to end in .bvh (lower case)")
     try:
@@ -127,7 +126,7 @@ def read_bvh(path) -> BvhMotion:
             raise MotionFileError(path, "not a text BVH file (binary data)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            bvh = pybvh.read_bvh_file(source, world_up="+y", warn_on_world_up_disagreement=False)
+            bvh = pybvh.read_bvh_file(path, world_up="+y", warn_on_world_up_disagreement=False)
     except MotionFileError:
         raise
     except Exception as e:  # noqa: BLE001 - the reader's errors are many types; each is bad input here

@@ -59,7 +59,14 @@ def retarget_file(path, character: Character, options: ImportOptions):
                                                           up=options.up, unit_scale=options.scale)
     if targets["pelvis"].shape[0] < 2:
         raise MotionFileError(path, f"the clip is shorter than one frame at {options.fps:g} fps")
-    result = retarget.solve(character, targets, orientations)
+    try:
+        import mink
+    except ImportError:
+        raise AseInputError("retargeting needs mink: pip install -e '.[bvh]'") from None
+    try:
+        result = retarget.solve(character, targets, orientations)
+    except mink.MinkError as e:
+        raise MotionFileError(path, f"inverse kinematics failed ({type(e).__name__}: {' '.join(str(e).split())})") from None
     qpos = retarget.ground(character, result.qpos)
     if not np.all(np.isfinite(qpos)):
         raise MotionFileError(path, "retargeting gave non-finite joint angles")

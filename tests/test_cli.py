@@ -77,7 +77,9 @@ def test_task_help_is_task_section_not_ase(capsys):
     (bench.main, ["learn", "--help"], ["--ablation", "--samples", "--minutes", "--eval_every", "--checkpoint",
                                        "--diagnose", "--plot", "--config"]),
     (lambda argv: __import__("ase_jax.export", fromlist=["main"]).main(argv), ["--help"], ["--checkpoint", "--out"]),
-    (motions_main, ["--help"], ["inspect", "track", "download", "play"]),
+    (motions_main, ["--help"], ["inspect", "track", "download", "play", "import"]),
+    (motions_main, ["import", "--help"], ["--out", "--character", "--map", "--up", "--scale", "--fps", "--weights",
+                                          "--max_error_cm", "--force"]),
     (motions_main, ["inspect", "--help"], ["path", "--character", "--json"]),
     (motions_main, ["track", "--help"], ["--pd_torque_limit", "--no_self_collision"]),
     (motions_main, ["download", "--help"], ["reallusion", "--cache-dir", "--base-url"]),
@@ -156,6 +158,9 @@ def _one_error_line(capsys) -> str:
     (bench.main, ["nope"], ["nope"]),
     (motions_main, ["play", str(IDLE), "--width=abc"], ["--width"]),
     (motions_main, ["inspect"], ["path"]),
+    (motions_main, ["import", "x.bvh"], ["--out"]),
+    (motions_main, ["import", "x.bvh", "--out=o", "--up=w"], ["--up", "'w'"]),
+    (motions_main, ["import", "x.bvh", "--out=o", "--scale=0"], ["--scale"]),
     (top.main, ["pretrian"], ["did you mean 'pretrain'"]),
 ])
 def test_bad_values_are_one_line_and_exit_1(main, argv, names, capsys):

@@ -1,4 +1,4 @@
-"""`python -m ase_jax.motions {inspect,track,download,play} ...`: tools for motion data.
+"""`python -m ase_jax.motions {inspect,track,download,play,import} ...`: tools for motion data.
 
 `python -m ase_jax.motions SUBCOMMAND --help` lists a subcommand's options."""
 
@@ -8,6 +8,7 @@ import sys
 
 from ase_jax import cli
 from ase_jax.motions.download import add_download_parser
+from ase_jax.motions.import_bvh import add_import_parser
 from ase_jax.motions.inspect import add_inspect_parser
 from ase_jax.motions.play import add_play_parser
 from ase_jax.motions.track import add_track_parser
@@ -20,6 +21,7 @@ def main(argv=None) -> int:
     add_track_parser(subparsers)
     add_download_parser(subparsers)
     add_play_parser(subparsers)
+    add_import_parser(subparsers)
     return cli.run(parser, argv, lambda args: args.func(args))
 
 

@@ -1,0 +1,255 @@
+"""`python -m ase_jax.motions import`: BVH reading, retargeting onto our characters, the report and
+bad input. Every BVH here is made by the test from the bundled clips (the project's own motions)."""
+
+import json
+
+import mujoco
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("pybvh")
+pytest.importorskip("mink")
+
+from ase_jax import quat  # noqa: E402
+from ase_jax.motions.__main__ import main as motions_main  # noqa: E402
+from ase_jax.motions.bvh import euler_to_quat, quat_to_euler, read_bvh, write_bvh  # noqa: E402
+from ase_jax.motions.convert import convert_clip  # noqa: E402
+from ase_jax.motions.dataset import load_dataset  # noqa: E402
+from ase_jax.motions.npy_format import load_clip  # noqa: E402
+from ase_jax.motions.retarget import up_rotation  # noqa: E402
+from conftest import REPO_ROOT  # noqa: E402
+
+WALK = REPO_ROOT / "motions" / "bundled" / "walk_forward.npy"
+KEY_BODIES = ("right_hand", "left_hand", "right_foot", "left_foot", "sword", "shield")
+
+
+def _clip_as_bvh(path, frames=None, **kwargs):
+    clip = load_clip(WALK)
+    rot = quat.from_xyzw(clip.local_rotation)[:frames]
+    sk = clip.skeleton
+    write_bvh(path, sk.node_names, sk.parent_indices, sk.local_translation, clip.root_translation[:frames], rot,
+              clip.fps, **kwargs)
+    return clip
+
+
+def _body_positions(character, qpos):
+    data = mujoco.MjData(character.model)
+    out = np.zeros((qpos.shape[0], character.model.nbody - 1, 3))
+    for t in range(qpos.shape[0]):
+        data.qpos[:] = qpos[t]
+        mujoco.mj_kinematics(character.model, data)
+        out[t] = data.xpos[1:]
+    return out
+
+
+def _key_body_error_cm(character, qpos_a, qpos_b):
+    ids = [character.body_names.index(b) for b in KEY_BODIES]
+    a, b = _body_positions(character, qpos_a)[:, ids], _body_positions(character, qpos_b)[:, ids]
+    return np.linalg.norm(a - b, axis=-1).max() * 100
+
+
+@pytest.mark.parametrize("order", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"])
+def test_euler_angles_round_trip_in_every_order(order):
+    q = quat.normalize(np.random.default_rng(0).normal(size=(200, 4)))
+    back = euler_to_quat(quat_to_euler(q, order), order)
+    assert np.abs(np.abs(np.sum(q * back, axis=-1)) - 1).max() < 1e-9
+
+
+@pytest.mark.timeout(120)
+def test_round_trip_of_a_bundled_clip(tmp_path, sword_shield, capsys):
+    """A bundled clip written as BVH (other rotation order, root rotations before translations)
+    imports back to the same joint angles (2 deg) and key bodies (1 cm)."""
+    clip = _clip_as_bvh(tmp_path / "walk.bvh", order="YXZ", root_channels_first="rotation")
+    assert motions_main(["import", str(tmp_path / "walk.bvh"), f"--out={tmp_path / 'out'}"]) == 0
+    out = capsys.readouterr().out
+    assert "map ase" in out and "dataset.yaml" in out
+    original = convert_clip(clip, sword_shield)
+    dataset = load_dataset(tmp_path / "out" / "dataset.yaml", sword_shield)
+    (imported,) = dataset.clips
+    assert imported.num_frames == original.num_frames and imported.fps == 30.0
+    for joint in sword_shield.joints:
+        if joint.kind == "ball":
+            a, b = (s.qpos[:, joint.qpos_adr:joint.qpos_adr + 4] for s in (original, imported))
+            diff = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(a * b, axis=-1)), 0, 1)))
+        else:
+            diff = np.degrees(np.abs(original.qpos[:, joint.qpos_adr] - imported.qpos[:, joint.qpos_adr]))
+        assert diff.max() < 2.0, f"{joint.name}: {diff.max():.2f} deg"
+    assert _key_body_error_cm(sword_shield, original.qpos, imported.qpos) < 1.0
+    report = json.loads((tmp_path / "out" / "walk.report.json").read_text())
+    assert report["mean_error_cm"] < 0.5 and not report["flagged"] and report["joint_limit_frames"] == 0
+    assert report["floor_penetration_cm"] < 0.5 and report["self_penetration_frames"] == 0
+    assert set(report["foot_skating_cm_s"]) == {"right_foot", "left_foot"}
+    assert motions_main(["inspect", str(tmp_path / "out" / "dataset.yaml")]) == 0
+
+
+def _other_skeleton_bvh(path, sword_shield, frames=40):
+    """The walk on a skeleton of our own making: other joint names, longer legs, shorter arms, toe
+    and crown joints, centimetres, Y up, 60 fps. Returns the original clip."""
+    clip = load_clip(WALK)
+    names = {"pelvis": "Root", "torso": "Belly", "head": "NeckBase", "right_upper_arm": "R_Shoulder",
+             "right_lower_arm": "R_Elbow", "right_hand": "R_Wrist", "left_upper_arm": "L_Shoulder",
+             "left_lower_arm": "L_Elbow", "left_hand": "L_Wrist", "right_thigh": "R_Hip", "right_shin": "R_Knee",
+             "right_foot": "R_Ankle", "left_thigh": "L_Hip", "left_shin": "L_Knee", "left_foot": "L_Ankle"}
+    scale = {"torso": 1.05, "head": 1.05, "right_upper_arm": 1.0, "right_lower_arm": 0.9, "right_hand": 0.9,
+             "left_upper_arm": 1.0, "left_lower_arm": 0.9, "left_hand": 0.9}
+    leg = 1.15
+    bodies = [b for b in sword_shield.body_names if b in names]
+    joint_names = [names[b] for b in bodies] + ["Crown", "R_Toes", "L_Toes"]
+    parents = [bodies.index(sword_shield.body_names[sword_shield.parent_indices[sword_shield.body_names.index(b)]])
+               if b != "pelvis" else -1 for b in bodies]
+    parents += [bodies.index("head"), bodies.index("right_foot"), bodies.index("left_foot")]
+    offsets = [np.array(sword_shield.model.body(b).pos) * scale.get(b, leg) for b in bodies]
+    offsets += [np.array([0, 0, 0.175]) * 1.05, np.array([0.12, 0, -0.045]) * leg, np.array([0.12, 0, -0.045]) * leg]
+    rot_up = up_rotation("+y")  # ours from the file's
+    q_up = np.zeros(4)
+    mujoco.mju_mat2Quat(q_up, rot_up.reshape(-1))
+    local = quat.from_xyzw(clip.local_rotation)[:frames]
+    ids = [sword_shield.body_names.index(b) for b in bodies]
+    local = np.concatenate([local[:, ids], np.tile([1.0, 0, 0, 0], (local.shape[0], 3, 1))], axis=1)
+    local = quat.mul(quat.mul(quat.conj(q_up), local), q_up)  # the same rotations seen in Y-up axes
+    root = clip.root_translation[:frames] * leg @ rot_up  # rot_up.T applied to row vectors
+    # 60 fps: every other frame is halfway between two of the clip's
+    mid_rot = quat.slerp(local[:-1], local[1:], np.full(local.shape[:2][:1] + (local.shape[1],), 0.5)[1:])
+    mid_rot = quat.normalize(mid_rot)
+    rot60 = np.empty((2 * frames - 1,) + local.shape[1:])
+    rot60[0::2], rot60[1::2] = local, mid_rot
+    root60 = np.empty((2 * frames - 1, 3))
+    root60[0::2], root60[1::2] = root, 0.5 * (root[:-1] + root[1:])
+    offsets_cm = np.array(offsets) @ rot_up * 100.0
+    write_bvh(path, joint_names, parents, offsets_cm, root60 * 100.0, rot60, 60.0, order="ZYX")
+    points = {"pelvis": "Root", "torso": "Belly", "head": "NeckBase", "head_top": "Crown"}
+    for side, s in (("right", "R"), ("left", "L")):
+        points.update({f"{side}_upper_arm": f"{s}_Shoulder", f"{side}_lower_arm": f"{s}_Elbow",
+                       f"{side}_hand": f"{s}_Wrist", f"{side}_thigh": f"{s}_Hip", f"{side}_shin": f"{s}_Knee",
+                       f"{side}_foot": f"{s}_Ankle", f"{side}_toe": f"{s}_Toes"})
+    return clip, points
+
+
+@pytest.mark.timeout(120)
+def test_another_skeleton_through_a_map(tmp_path, sword_shield, capsys):
+    clip, points = _other_skeleton_bvh(tmp_path / "other.bvh", sword_shield)
+    map_file = tmp_path / "other_map.yaml"
+    map_file.write_text(yaml.safe_dump({"name": "other", "points": points}))
+    # no built-in map knows these names: one line listing what is missing
+    assert motions_main(["import", str(tmp_path / "other.bvh"), f"--out={tmp_path / 'none'}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "unknown skeleton" in err[0] and "lacks the required joints" in err[0]
+    assert "pelvis (" in err[0] and "--map" in err[0]
+    assert not (tmp_path / "none").exists()
+
+    assert motions_main(["import", str(tmp_path / "other.bvh"), f"--out={tmp_path / 'out'}",
+                         f"--map={map_file}"]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "out" / "other.report.json").read_text())
+    assert report["up"] == "+y" and report["unit_scale"] == 0.01 and report["source_fps"] == 60.0
+    assert report["map"] == "other" and abs(report["proportion_scale"] - 1 / 1.15) < 1e-3
+    assert report["mean_error_cm"] < 3.0 and report["max_error_cm"] < 3.0
+    imported = load_clip(tmp_path / "out" / "other.npy")
+    assert imported.fps == 30.0 and imported.num_frames == 40
+    original = convert_clip(clip, sword_shield).qpos[:40]
+    assert _key_body_error_cm(sword_shield, original, convert_clip(imported, sword_shield).qpos) < 3.0
+
+
+def _lines(path):
+    return path.read_text().splitlines(keepends=True)
+
+
+def _bad_files(tmp_path):
+    """{name: path} of broken variants of a short good file."""
+    _clip_as_bvh(tmp_path / "good.bvh", frames=8)
+    good = _lines(tmp_path / "good.bvh")
+    motion = good.index("MOTION\n")
+    bad = {}
+
+    def put(name, lines):
+        bad[name] = tmp_path / f"{name}.bvh"
+        bad[name].write_text("".join(lines))
+
+    text = "".join(good)
+    put("truncated", [text[: int(len(text) * 0.8)]])
+    put("malformed", [ln.replace("OFFSET", "OFFSTE", 1) if "JOINT torso" in good[i - 2] else ln
+                      for i, ln in enumerate(good)])
+    no_root = []
+    for i, ln in enumerate(good):
+        if "CHANNELS 6" in ln:
+            ln = ln.replace("CHANNELS 6 Xposition Yposition Zposition", "CHANNELS 3")
+        elif i > motion + 2:
+            ln = " ".join(ln.split()[3:]) + "\n"
+        no_root.append(ln)
+    put("no_root_translation", no_root)
+    put("unknown_skeleton", [ln.replace("pelvis", "Bassin").replace("thigh", "cuisse") for ln in good])
+    put("frame_time_zero", [("Frame Time: 0\n" if ln.startswith("Frame Time") else ln) for ln in good])
+    nan = list(good)
+    nan[motion + 5] = " ".join(["nan"] + nan[motion + 5].split()[1:]) + "\n"
+    put("nan", nan)
+    return bad
+
+
+@pytest.mark.timeout(120)
+def test_bad_files_are_one_line_each_and_nothing_written_for_them(tmp_path, capsys):
+    bad = _bad_files(tmp_path)
+    out = tmp_path / "out"
+    assert motions_main(["import", str(tmp_path / "good.bvh"), *map(str, bad.values()), f"--out={out}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = {"truncated": "", "malformed": "", "no_root_translation": "position",
+                "unknown_skeleton": "unknown skeleton", "frame_time_zero": "time", "nan": "NaN"}
+    for name, path in bad.items():
+        lines = [ln for ln in err if str(path) in ln]
+        assert len(lines) == 1, (name, err)
+        assert lines[0].startswith("error: ") and expected[name] in lines[0], lines[0]
+    assert err[-1] == f"{len(bad)} of {len(bad) + 1} files not imported (see above)"
+    assert len(err) == len(bad) + 1
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.yaml", "good.npy", "good.report.json"]
+    assert yaml.safe_load((out / "dataset.yaml").read_text()) == {"motions": [{"file": "good.npy", "weight": 1.0}]}
+
+
+@pytest.mark.timeout(120)
+def test_flagged_clip_is_not_written_without_force(tmp_path, capsys):
+    _clip_as_bvh(tmp_path / "walk.bvh", frames=6)
+    args = ["import", str(tmp_path / "walk.bvh"), f"--out={tmp_path / 'out'}", "--max_error_cm=1e-9"]
+    assert motions_main(args) == 1
+    assert "FLAGGED" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["walk.report.json"]
+    assert json.loads((tmp_path / "out" / "walk.report.json").read_text())["flagged"]
+    assert motions_main([*args, "--force", "--character=amp_humanoid"]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "out" / "walk.npy").is_file() and (tmp_path / "out" / "dataset.yaml").is_file()
+    assert load_clip(tmp_path / "out" / "walk.npy").skeleton.num_bodies == 15
+
+
+def test_builtin_maps_are_detected_by_joint_names(tmp_path):
+    from ase_jax.errors import MotionFileError
+    from ase_jax.motions.bvh_maps import detect_map, load_map
+
+    side = ["{}Shoulder", "{}Elbow", "{}Wrist", "{}Hip", "{}Knee", "{}Ankle", "{}Toe"]
+    cmu = ["Hips", "Chest", "Chest2", "Neck", "Head"] + [n.format(s) for s in ("Left", "Right") for n in side]
+    lafan = ["Hips", "Spine", "Spine1", "Spine2", "Neck", "Head"] + [
+        n.format(s) for s in ("Left", "Right")
+        for n in ["{}Shoulder", "{}Arm", "{}ForeArm", "{}Hand", "{}UpLeg", "{}Leg", "{}Foot", "{}Toe"]]
+    mixamo = ["mixamorig:" + n.replace("Toe", "ToeBase") for n in lafan]
+    assert detect_map(cmu, "c.bvh").name == "cmu"
+    found = detect_map(lafan, "l.bvh")
+    assert found.name == "lafan1" and found.points["right_toe"] == "RightToe"
+    assert detect_map(mixamo, "m.bvh").points["left_thigh"] == "mixamorig:LeftUpLeg"
+    assert "head_top" not in detect_map(lafan[:5] + lafan[6:], "l.bvh").points  # optional, dropped
+    with pytest.raises(MotionFileError, match="lacks the required joints"):
+        detect_map(lafan[1:], "x.bvh")
+    (tmp_path / "m.yaml").write_text("points: {pelvis: Hips}\n")
+    with pytest.raises(MotionFileError, match="lacks required points"):
+        load_map(tmp_path / "m.yaml")
+    (tmp_path / "m.yaml").write_text("points: {pelvis: Hips, elbow: X}\n")
+    with pytest.raises(MotionFileError, match="unknown character points"):
+        load_map(tmp_path / "m.yaml")
+
+
+def test_reader_gives_file_units_and_rotation_orders(tmp_path):
+    _clip_as_bvh(tmp_path / "a.bvh", frames=3, order="XZY")
+    motion = read_bvh(tmp_path / "a.bvh")
+    assert motion.joint_names[0] == "pelvis" and motion.num_frames == 3 and motion.fps == 30.0
+    clip = load_clip(WALK)
+    from ase_jax.motions.kinematics import forward_kinematics
+
+    _, expected = forward_kinematics(quat.from_xyzw(clip.local_rotation[:3]), clip.root_translation[:3],
+                                     clip.skeleton.parent_indices, clip.skeleton.local_translation)
+    assert np.abs(motion.positions() - expected).max() < 1e-5

@@ -14,7 +14,8 @@ With `--video=PATH` the rollout is rendered headless (ase_jax.render); without i
 interactive viewer opens (needs a display) and runs in real time. Keys in the viewer: R a new random
 latent, 0 latent e0, 3 latent e3 (pre-training runs); T moves the task target (task runs).
 As in `play`, the character starts from its default pose (get-up: a fallen pose) and starts again
-after a fall.
+after a fall or the task's termination (strike: the target hit by a body other than the striking arm
+and the feet), tested by the env's own functions (`ase_jax.env.termination`, the task's `terminated`).
 """
 
 from __future__ import annotations

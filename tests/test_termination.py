@@ -69,6 +69,7 @@ def test_fall_rule_closed_form_numpy_and_jax(pairs, dist, heights, expected):
     assert isinstance(runs["numpy"][3], (bool, np.bool_))  # numpy in, numpy out (no jax in the player)
 
 
+@pytest.mark.timeout(60)
 def test_episode_end_rule():
     for xp_fallen in (True, np.True_, jnp.asarray(True)):
         assert bool(termination.ends_episode(xp_fallen, 2, 0))

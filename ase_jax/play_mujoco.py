@@ -14,7 +14,8 @@ With `--video=PATH` the rollout is rendered headless (ase_jax.render); without i
 interactive viewer opens (needs a display) and runs in real time. Keys in the viewer: R a new random
 latent, 0 latent e0, 3 latent e3 (pre-training runs); T moves the task target (task runs).
 As in `play`, the character starts from its default pose (get-up: a fallen pose) and starts again
-after a fall.
+after a fall or the task's termination (strike: the target hit by a body other than the striking arm
+and the feet), tested by the env's own functions (`ase_jax.env.termination`, the task's `terminated`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from flax import struct  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from ase_jax.errors import AseInputError  # noqa: E402
+from ase_jax.env import termination  # noqa: E402
 from ase_jax.env.humanoid import scene_model  # noqa: E402
 
 KEY_RANDOM, KEY_E0, KEY_E3, KEY_TARGET = ord("R"), ord("0"), ord("3"), ord("T")
@@ -72,14 +74,19 @@ class Policy:
         return self.meta["task"]["llc_steps"] if "task" in self.meta else 1
 
 
-def _env_config(values: dict):
-    from ase_jax.config import EnvConfig
+def _env_config(values, where):
+    """The env section of an export (policy.json's "env") through the config module's checks, as a
+    checkpoint's saved config is read: unknown keys and bad values are errors, missing keys take
+    their defaults."""
+    from ase_jax.config import from_dict
 
-    names = {f.name for f in dataclasses.fields(EnvConfig)}
     try:
-        return EnvConfig(**{k: v for k, v in values.items() if k in names})
-    except (TypeError, ValueError) as e:
-        raise AseInputError(f"the export's env settings are not valid for this version of ase_jax: {e}") from None
+        if not isinstance(values, dict):
+            raise AseInputError(f"expected a mapping of env keys, got {type(values).__name__}")
+        return from_dict({"command": "pretrain", "env": values}).env
+    except AseInputError as e:
+        raise AseInputError(f"{where}: the export's env settings are not valid for this version of ase_jax: "
+                            f"{e}") from None
 
 
 def load_export(folder) -> Policy:
@@ -122,7 +129,7 @@ def load_export(folder) -> Policy:
     try:
         character = load_character(meta["character"]["name"])
         task = make_task(meta["task"]["name"]) if "task" in meta else None
-        env_config = _env_config(meta["env"])
+        env_config = _env_config(meta["env"], folder / JSON_FILE)
         llc = session(meta["llc"]) if "llc" in meta else None
         hlc = session(meta["hlc"]) if "hlc" in meta else None
     except KeyError as e:
@@ -203,11 +210,9 @@ class Simulation:
             from ase_jax.env.fall_states import make_fall_states
 
             self._fall_qpos = make_fall_states(character, 8, seed, env.self_collision, env.pd_torque_limit)
-        self.not_feet = np.ones(nb, bool)
-        self.not_feet[list(character.contact_body_ids)] = False
-        self.termination_heights = np.asarray(character.termination_heights)
-        geom_body = self.model.geom_bodyid.astype(np.int64) - 1
-        self.geom_body = np.where((geom_body >= 0) & (geom_body < nb), geom_body, nb)
+        # The env's fall test and task termination, on C MuJoCo's contact list (ase_jax.env.termination).
+        self.scene = termination.Scene.of(self.model, character)
+        self.ended = False  # the last step ended the episode (a fall or the task's termination)
         self.task_state = {}
         self.resets = 0
         self.reset()
@@ -231,24 +236,28 @@ class Simulation:
 
     def reset(self, qpos=None, qvel=None) -> None:
         """A new episode: the default pose at rest (get-up: a fallen pose), or the given character
-        state; the task's targets (and props) are placed as the env does."""
+        state; the task's targets (and props) are placed as the env does. A `qpos` (and `qvel`) of the
+        whole scene (the model's nq) also sets the props where it says."""
         c = self.character
         mujoco.mj_resetData(self.model, self.data)
         if qpos is None:
             qpos = np.asarray(self.model.qpos0[: c.nq])
             if self._fall_qpos is not None:
                 qpos = self._fall_qpos[self.resets % len(self._fall_qpos)]
-        self.data.qpos[: c.nq] = qpos
-        self.data.qvel[: c.nv] = 0.0 if qvel is None else qvel
+        scene_state = qpos is not None and len(qpos) == self.model.nq
+        self.data.qpos[: len(qpos) if scene_state else c.nq] = qpos
+        if qvel is not None:
+            self.data.qvel[: len(qvel)] = qvel
         self.refresh()
         self.grace = self.policy.env_config.recovery_steps if self._fall_qpos is not None else 0
         self.step_count = 0
         self.resets += 1
         if self.task is not None:
             self.task_state, data = self._task_reset(self._next_key(), self._view())
-            self.data.qpos[:] = np.asarray(data.qpos)
-            self.data.qvel[:] = np.asarray(data.qvel)
-            self.refresh()
+            if not scene_state:
+                self.data.qpos[:] = np.asarray(data.qpos)
+                self.data.qvel[:] = np.asarray(data.qvel)
+                self.refresh()
         self._high = None
 
     def observation(self) -> np.ndarray:
@@ -274,20 +283,23 @@ class Simulation:
         self._high = None
 
     def fallen(self) -> bool:
-        """The env's termination (docs/reference.md §4.3): a non-foot body touches something and a
-        non-foot body is below its termination height (contacts of the last physics step)."""
+        """The env's fall test (docs/reference.md §4.3, `termination.has_fallen`): a non-foot body
+        touches something and a non-foot body is below its termination height (contacts of the last
+        physics step, as in the env)."""
         nb = self.character.num_bodies
-        low = np.any((self.data.xpos[1: 1 + nb, 2] < self.termination_heights) & self.not_feet)
-        if not low:
+        return bool(termination.has_fallen(termination.mujoco_contacts(self.data), self.data.xpos[1: 1 + nb, 2],
+                                           self.scene))
+
+    def terminated(self) -> bool:
+        """The env's termination test before its step and recovery conditions: a fall, or the task's
+        termination (e.g. strike: the target hit while a body other than the feet and the striking arm
+        touches something)."""
+        if self.fallen():
+            return True
+        if self.task is None:
             return False
-        n = self.data.ncon
-        contact = self.data.contact
-        touching = contact.dist[:n] < 0
-        bodies = self.geom_body[contact.geom[:n]]
-        flags = np.zeros(nb + 1, bool)
-        for side in range(2):
-            np.logical_or.at(flags, bodies[touching, side], True)
-        return bool(np.any(flags[:-1] & self.not_feet))
+        contacts = termination.mujoco_contacts(self.data)
+        return bool(self.task.terminated(self.task_state, self._view(), contacts, self.scene))
 
     # --- control -------------------------------------------------------------------------------
 
@@ -305,7 +317,8 @@ class Simulation:
 
     def step(self, z=None, auto_reset: bool = True) -> None:
         """One control step: the policy's action, `physics_steps_per_control_step` drive-and-step
-        substeps, the task's countdown, and a new episode after a fall."""
+        substeps, the task's countdown, and a new episode after a fall or the task's termination
+        (`ended` says whether the step ended the episode, also without `auto_reset`)."""
         from ase_jax.drive import mujoco_step
 
         action = np.clip(np.asarray(self.action(self.observation(), z), np.float64), -1.0, 1.0)
@@ -313,10 +326,13 @@ class Simulation:
         self.refresh()
         self.step_count += 1
         self.grace = max(self.grace - 1, 0)
+        # As the env's step: termination reads the task state from before the task's update.
+        ended = self.policy.env_config.early_termination and bool(
+            termination.ends_episode(self.terminated(), self.step_count, self.grace))
         if self.task is not None:
             self.task_state, _ = self._task_update(self._next_key(), self.task_state, self._view())
-        if (auto_reset and self.policy.env_config.early_termination and self.step_count > 1 and self.grace == 0
-                and self.fallen()):
+        self.ended = ended
+        if auto_reset and ended:
             self.reset()
 
     def rollout(self, steps: int, z=None, auto_reset: bool = True) -> tuple[np.ndarray, np.ndarray]:

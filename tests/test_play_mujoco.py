@@ -159,3 +159,39 @@ def test_mujoco_player_bad_input_is_one_line(tmp_path, capsys, exported):
     assert play.main([f"--checkpoint={stale}", "--engine=mujoco", "--video=x.mp4"]) == 1
     err = capsys.readouterr().err.strip()
     assert "format 99" in err and "\n" not in err, err
+
+
+@pytest.mark.timeout(120)
+def test_export_env_settings_are_checked_as_a_checkpoint_config():
+    """policy.json's env section goes through the config module's checks (config.from_dict, as a
+    checkpoint's saved config): unknown keys and bad values are errors naming the key, missing keys
+    take their defaults."""
+    from ase_jax.config import EnvConfig, to_dict, load_config
+    from ase_jax.errors import AseInputError
+
+    saved = to_dict(load_config("tiny"))["env"]
+    assert play_mujoco._env_config(saved, "x.json") == load_config("tiny").env
+    partial = {k: v for k, v in saved.items() if k != "recovery_steps"}
+    assert play_mujoco._env_config(partial, "x.json").recovery_steps == EnvConfig().recovery_steps
+    for bad, words in (({**saved, "self_colision": True}, ["x.json", "unknown key 'env.self_colision'"]),
+                       ({**saved, "physics_steps_per_control_step": 0}, ["x.json", "physics_steps_per_control_step"]),
+                       ({**saved, "early_termination": "maybe"}, ["x.json", "early_termination", "bool"]),
+                       ([1, 2], ["x.json", "mapping"])):
+        with pytest.raises(AseInputError) as e:
+            play_mujoco._env_config(bad, "x.json")
+        assert all(w in str(e.value) for w in words), str(e.value)
+
+
+@pytest.mark.timeout(600)
+def test_export_with_unknown_env_key_is_one_line(exported, tmp_path, capsys):
+    import json
+    import shutil
+
+    folder = tmp_path / "typo"
+    shutil.copytree(exported, folder)
+    meta = json.loads((folder / "policy.json").read_text())
+    meta["env"]["solver_iteratons"] = 4
+    (folder / "policy.json").write_text(json.dumps(meta))
+    assert play.main([f"--checkpoint={folder}", "--engine=mujoco", "--video=x.mp4"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "policy.json" in err and "solver_iteratons" in err, err

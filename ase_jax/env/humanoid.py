@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 from ase_jax.errors import AseInputError
 from ase_jax.mjx_import import mjx, warp_available
@@ -23,6 +22,7 @@ from ase_jax.character import Character, character_spec
 from ase_jax.config import EnvConfig
 from ase_jax.drive import make_drive
 from ase_jax.env import observations as obs_lib
+from ase_jax.env import termination
 from ase_jax.env.fall_states import make_fall_states
 from ase_jax.motions import library as ml
 
@@ -100,13 +100,9 @@ class HumanoidEnv:
         self.drive = make_drive(character, config.pd_torque_limit)
         self._pd_offset = jnp.asarray(character.pd_offset, jnp.float32)
         self._pd_scale = jnp.asarray(character.pd_scale, jnp.float32)
-        self._termination_height = jnp.asarray(character.termination_heights, jnp.float32)
-        is_contact_body = np.zeros(character.num_bodies, bool)
-        is_contact_body[list(character.contact_body_ids)] = True
-        self._is_contact_body = jnp.asarray(is_contact_body)
-        # Character body index of each geom; the world and props share the extra last slot.
-        geom_body = model.geom_bodyid.astype(np.int32) - 1
-        self._geom_body = jnp.asarray(np.where((geom_body >= 0) & (geom_body < self._nb), geom_body, self._nb))
+        # The geom-to-body map, feet and termination heights of the fall test and task termination
+        # (ase_jax.env.termination, shared with the C MuJoCo player).
+        self.scene = termination.Scene.of(model, character)
         self._default_qpos = jnp.asarray(model.qpos0, jnp.float32)
         self._fall_qpos = jnp.asarray(make_fall_states(
             character, config.num_fall_states, seed, config.self_collision, config.pd_torque_limit), jnp.float32)
@@ -140,30 +136,18 @@ class HumanoidEnv:
         return jnp.concatenate([policy, self.task.observe(task_state, data, self.character)])
 
     def body_contacts(self, data: mjx.Data) -> jax.Array:
-        """(B,) whether each character body touches something (penetration depth > 0 on any of its geoms).
-
-        MJX keeps a fixed list of candidate contacts with their signed distances; a negative
-        distance is an active contact with a positive normal force, our stand-in for the
-        reference's contact force > 0.1 N. (MJX exposes the contact list only on its `_impl`.)
-        """
-        contact = data._impl.contact
-        touching = contact.dist < 0
-        bodies = self._geom_body[contact.geom]  # (ncon, 2)
-        flags = jnp.zeros(self.character.num_bodies + 1, bool)  # last slot collects the world
-        for side in range(2):
-            flags = flags.at[bodies[:, side]].max(touching)
-        return flags[:-1]
+        """(B,) whether each character body touches something (`termination.body_contacts` of MJX's
+        contact list: penetration depth > 0 on any of its geoms)."""
+        return termination.body_contacts(termination.mjx_contacts(data), self.scene)
 
     def fall_contact(self, data: mjx.Data) -> jax.Array:
         """Whether a body other than the feet touches anything: the floor, a prop or, with
         self_collision, another part of the character (as the reference's contact forces)."""
-        return jnp.any(self.body_contacts(data) & ~self._is_contact_body)
+        return termination.fall_contact(self.body_contacts(data), self.scene)
 
     def _has_fallen(self, data: mjx.Data) -> jax.Array:
         """docs/reference.md §4.3: a non-foot body touches something AND a non-foot body is below its height."""
-        not_feet = ~self._is_contact_body
-        low = jnp.any((data.xpos[1: 1 + self._nb, 2] < self._termination_height) & not_feet)
-        return self.fall_contact(data) & low
+        return termination.has_fallen(termination.mjx_contacts(data), data.xpos[1: 1 + self._nb, 2], self.scene)
 
     # --- initial states -----------------------------------------------------------------------
 
@@ -264,9 +248,9 @@ class HumanoidEnv:
         if self.task is not None:
             reward = self.task.reward(task_state, data, prev_root_pos, self.control_dt, self.character)
             if self.config.early_termination:
-                fallen = fallen | self.task.terminated(task_state, data, self)
+                fallen = fallen | self.task.terminated(task_state, data, termination.mjx_contacts(data), self.scene)
             task_state, data = self.task.update(jax.random.fold_in(k_task, 1), task_state, data, self.character)
-        terminated = (fallen & (step_count > 1) & ~recovering) | bad
+        terminated = termination.ends_episode(fallen, step_count, recovery_count) | bad
         timed_out = (step_count >= self.config.episode_length - 1) & ~recovering
         done = terminated | timed_out
         obs = jnp.where(bad, 0.0, self._full_obs(policy, task_state, data))

@@ -2,7 +2,7 @@
 termination. Tasks are small and independent; the registry in `ase_jax.tasks` names them.
 
 A task's state is a dict of arrays for one environment (the env vmaps it). Every method is pure
-and jittable. Defaults: no props, no extra termination, targets resampled every
+and jittable; `terminated` also runs on numpy arrays (the C MuJoCo player, ase_jax.play_mujoco). Defaults: no props, no extra termination, targets resampled every
 randint(*change_steps) control steps (docs/reference.md §7).
 """
 
@@ -29,7 +29,11 @@ class Task:
     def reward(self, state: dict, data, prev_root_pos, dt: float, character) -> jax.Array:
         return jnp.zeros(())
 
-    def terminated(self, state: dict, data, env) -> jax.Array:
+    def terminated(self, state: dict, data, contacts, scene) -> jax.Array:
+        """Whether the task ends the episode (besides falls), from the task state, the scene's data,
+        its contact list and the scene's plain facts (`ase_jax.env.termination.Contacts`, `Scene`).
+        Runs inside the MJX env's step (jax arrays) and in the C MuJoCo player (numpy arrays): write
+        it with `ase_jax.quat._xp(...)` for the array module, as `Strike.terminated` does."""
         return jnp.asarray(False)
 
     def add_props(self, spec) -> None:

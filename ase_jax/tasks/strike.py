@@ -3,9 +3,10 @@
 import jax
 import jax.numpy as jnp
 import mujoco
-import numpy as np
 
 from ase_jax import quat
+from ase_jax.env import termination
+from ase_jax.quat import _xp
 from ase_jax.tasks.base import Task, heading_local, root_pos, root_rot, root_velocity_xy
 
 TARGET = "strike_target"
@@ -68,23 +69,23 @@ class Strike(Task):
         pos, rot, _, _ = self._target(data, character)
         return strike_reward(rot, pos[:2], root_pos(data)[:2], root_velocity_xy(data, prev_root_pos, dt))
 
-    def terminated(self, state, data, env):
+    def terminated(self, state, data, contacts, scene):
         """The target was hit while a body other than the feet and the striking arm touches something.
 
         "Hit" is a contact between the target and a character body. The reference tests the
         target's horizontal contact force > 1 N from any source, which also fires while the target
         slides or topples on the floor; MJX gives no per-contact forces without solving for them.
+        Works on MJX's contact list (jax) and C MuJoCo's (numpy): `ase_jax.env.termination`.
         """
-        character = env.character
-        target_geom = mujoco.mj_name2id(env.mj_model, mujoco.mjtObj.mjOBJ_GEOM, TARGET)
-        contact = data._impl.contact
-        touching = contact.dist < 0
-        g1, g2 = contact.geom[:, 0], contact.geom[:, 1]
-        other = jnp.where(g1 == target_geom, env._geom_body[g2], env._geom_body[g1])
-        hit = jnp.any(touching & ((g1 == target_geom) | (g2 == target_geom)) & (other < character.num_bodies))
-        allowed = np.zeros(character.num_bodies, bool)
-        allowed[list(character.contact_body_ids) + [character.body_id(b) for b in self.strike_bodies]] = True
-        return hit & jnp.any(env.body_contacts(data) & ~jnp.asarray(allowed))
+        xp = _xp(contacts.geom, contacts.dist)
+        target_geom = scene.geom_id(TARGET)
+        touching = contacts.dist < 0
+        g1, g2 = contacts.geom[:, 0], contacts.geom[:, 1]
+        geom_body = xp.asarray(scene.geom_body)
+        other = xp.where(g1 == target_geom, geom_body[g2], geom_body[g1])
+        hit = xp.any(touching & ((g1 == target_geom) | (g2 == target_geom)) & (other < scene.num_bodies))
+        allowed = scene.is_contact_body | scene.body_mask(self.strike_bodies)
+        return hit & xp.any(termination.body_contacts(contacts, scene, xp) & ~xp.asarray(allowed))
 
 
 def strike_reward(target_rot, target_xy, root_xy, velocity_xy):

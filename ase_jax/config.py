@@ -393,9 +393,10 @@ def _read_file(name_or_path: str, seen=()) -> tuple[str, dict]:
     return command, values
 
 
-def _parse_flags(args: list[str]) -> tuple[str | None, dict]:
+def parse_config_flags(args: list[str]) -> tuple[str | None, dict]:
     """(config name or None, overrides) from `--key=value`, `--key value` and, for a bool key, a
-    bare `--key` (true)."""
+    bare `--key` (true) or `--key false`: the one reading of a training command's argv. It lives
+    beside the schema because it needs it (a bare flag is a bool key's, a path stays a string)."""
     name, overrides = None, {}
     args = list(args)
     i = 0
@@ -429,13 +430,6 @@ def _parse_flags(args: list[str]) -> tuple[str | None, dict]:
             value = raw
         overrides[key] = value
     return name, overrides
-
-
-def parse_overrides(args: list[str]) -> tuple[str, dict]:
-    """(config name, overrides) from flags `--key=value` or `--key value` (values parsed as YAML
-    scalars; floats as users type them, 1e-4 included; lists as [256,256] or 256,256)."""
-    name, overrides = _parse_flags(args)
-    return name or "default", overrides
 
 
 def _is_bool_key(key: str) -> bool:
@@ -485,9 +479,15 @@ def from_dict(values: dict) -> Config:
     return Config(command=command, **sections)
 
 
-def config_from_args(args: list[str], command: str = "pretrain", default: str = "default") -> Config:
-    name, overrides = _parse_flags(args)
-    return load_config(name or default, overrides, command)
+def config_from_args(args: list[str], command: str = "pretrain", default="default") -> Config:
+    """The config a training command's flags ask for: `--config=NAME` (else `default`, a name or a
+    function returning one, called only when no --config is given) with the `--key=value`
+    overrides (values parsed as YAML scalars; floats as users type them, 1e-4 included; lists as
+    [256,256] or 256,256)."""
+    name, overrides = parse_config_flags(args)
+    if name is None:
+        name = default() if callable(default) else default
+    return load_config(name, overrides, command)
 
 
 def format_value(value) -> str:

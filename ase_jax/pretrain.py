@@ -19,7 +19,6 @@ from collections import OrderedDict
 import jax
 from rich.console import Console
 
-from ase_jax import cli
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
 from ase_jax.config import Config, resolve_path, to_dict
@@ -102,10 +101,10 @@ def accelerator_installed() -> bool:
     return bool(plugins) or importlib.util.find_spec("libtpu") is not None
 
 
-def default_config_name(argv: list[str], console: Console | None = None) -> str:
-    """`default` (the reference's sizes), or `cpu` when no --config is given and JAX has no
-    accelerator here: the reference sizes take many minutes per iteration on a CPU."""
-    if any(a == "--config" or a.startswith("--config=") for a in argv) or accelerator_installed():
+def default_config_name(console: Console | None = None) -> str:
+    """The config without --config: `default` (the reference's sizes), or `cpu` where JAX has no
+    accelerator: the reference sizes take many minutes per iteration on a CPU (said on `console`)."""
+    if accelerator_installed():
         return "default"
     if console is not None:
         console.print(f"no GPU or TPU found: using the CPU-sized config '{CPU_CONFIG}' (configs/{CPU_CONFIG}.yaml: "
@@ -116,9 +115,7 @@ def default_config_name(argv: list[str], console: Console | None = None) -> str:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if cli.wants_help(argv):  # the help shows the defaults of the config this machine would run
-        return run_command(train, argv, command="pretrain", default_config=default_config_name(argv))
-    return run_command(train, argv, command="pretrain", default_config=default_config_name(argv, Console()))
+    return run_command(train, argv, command="pretrain", default_config=default_config_name)
 
 
 if __name__ == "__main__":

@@ -40,10 +40,11 @@ class _NoLogger:
         pass
 
 
-def run_command(train, argv: list[str], command: str, default_config: str) -> int:
-    """The body of a training command: config from `argv` (`--config=NAME --key=value ...`; a
-    config written for `command`, `default_config` without --config), then `train(config, console)`;
-    bad input is printed as one clear line and exits with status 1.
+def run_command(train, argv: list[str], command: str, default_config) -> int:
+    """The body of a training command: config from `argv` (`--config=NAME --key=value ...`, read
+    once, by `config.config_from_args`; a config written for `command`; without --config
+    `default_config`, a name or a function of the console returning one), then
+    `train(config, console)`; bad input is printed as one clear line and exits with status 1.
 
     With `--coordinator_address` (or under srun/mpirun) this process first joins the others of a
     multi-process run (`ase_jax.distributed`), and all check that they run the same thing; only
@@ -54,12 +55,13 @@ def run_command(train, argv: list[str], command: str, default_config: str) -> in
     from ase_jax import cli
     from ase_jax.config import config_help
 
-    if cli.wants_help(argv):
-        print(config_help(command, default_config), end="")
+    if cli.wants_help(argv):  # the defaults shown are those of the config this machine would run
+        print(config_help(command, default_config(None) if callable(default_config) else default_config), end="")
         return 0
     console = Console()
     try:
-        config = config_from_args(argv, command, default_config)
+        default = (lambda: default_config(console)) if callable(default_config) else default_config
+        config = config_from_args(argv, command, default)
         if distributed.initialize(config.run):  # before anything touches a jax device
             distributed.check_agreement(config)
             console = Console(quiet=not distributed.is_primary())

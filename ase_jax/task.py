@@ -70,7 +70,6 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    argv = ["--scratch=true" if a == "--scratch" else a for a in argv]
     return run_command(train, argv, command="task", default_config="task")
 
 

@@ -175,11 +175,17 @@ def test_plot_of_a_folder_without_results_is_refused(tmp_path, capsys):
 
 
 def test_pretrain_defaults_to_the_cpu_config_without_an_accelerator(monkeypatch):
+    from ase_jax.run_loop import run_command
+
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
-    assert default_config_name([]) == CPU_CONFIG
-    assert default_config_name(["--config=tiny"]) == "default"  # an explicit config wins
+    assert default_config_name() == CPU_CONFIG
     monkeypatch.setenv("JAX_PLATFORMS", "cuda")
-    assert default_config_name([]) == "default"
+    assert default_config_name() == "default"
+    # an explicit --config wins: the default is not even asked for
+    seen = []
+    refuse = lambda console: pytest.fail("the default config was chosen over --config")
+    assert run_command(lambda config, console: seen.append(config), ["--config=tiny"], "pretrain", refuse) == 0
+    assert seen[0].ppo.num_envs == load_config("tiny", {}).ppo.num_envs
 
 
 def test_an_installed_gpu_plugin_keeps_the_reference_default(monkeypatch):
@@ -189,12 +195,12 @@ def test_an_installed_gpu_plugin_keeps_the_reference_default(monkeypatch):
     import ase_jax.pretrain as pretrain
 
     monkeypatch.delenv("JAX_PLATFORMS", raising=False)
-    assert default_config_name([]) == CPU_CONFIG  # this machine has no CUDA/ROCm/TPU plugin
+    assert default_config_name() == CPU_CONFIG  # this machine has no CUDA/ROCm/TPU plugin
     plugin = importlib.metadata.EntryPoint("xla_cuda12", "jax_cuda12_plugin", "jax_plugins")
     real = importlib.metadata.entry_points
     monkeypatch.setattr(pretrain.importlib.metadata, "entry_points",
                         lambda group=None, **kw: [plugin] if group == "jax_plugins" else real(group=group, **kw))
-    assert default_config_name([]) == "default"
+    assert default_config_name() == "default"
 
 
 def test_cpu_config_keeps_the_reference_algorithm():

@@ -17,7 +17,7 @@ from ase_jax import render  # first: sets MUJOCO_GL before a GL context exists
 from ase_jax import cli, config as config_lib  # noqa: E402
 from ase_jax import __main__ as top  # noqa: E402
 from ase_jax import bench, evaluate, play, pretrain, task  # noqa: E402
-from ase_jax.config import COMMANDS, SECTIONS, config_from_args, format_value, parse_overrides  # noqa: E402
+from ase_jax.config import COMMANDS, SECTIONS, config_from_args, format_value, parse_config_flags  # noqa: E402
 from ase_jax.motions.__main__ import main as motions_main  # noqa: E402
 from ase_jax.run_loop import run_command  # noqa: E402
 from conftest import REPO_ROOT  # noqa: E402
@@ -74,7 +74,7 @@ def test_task_help_is_task_section_not_ase(capsys):
     (bench.main, ["env", "--help"], ["--steps", "--config=NAME"]),
     (bench.main, ["train", "--help"], ["--iterations", "--profile"]),
     (bench.main, ["all", "--help"], ["--sizes", "--steps", "--out", "--compare", "--tiny_compile"]),
-    (bench.main, ["learn", "--help"], ["--ablation", "--samples", "--minutes", "--eval_every", "--checkpoint",
+    (bench.main, ["learn", "--help"], ["--ablation", "--samples", "--minutes", "--eval_every",
                                        "--diagnose", "--plot", "--config"]),
     (lambda argv: __import__("ase_jax.export", fromlist=["main"]).main(argv), ["--help"], ["--checkpoint", "--out"]),
     (motions_main, ["--help"], ["inspect", "track", "download", "play", "import"]),
@@ -121,7 +121,7 @@ def test_floats_and_lists_as_typed():
                                "--self_collision", "false", "--ppo.horizon", "8"])
     assert (config.ppo.learning_rate, config.env.early_termination, config.env.self_collision,
             config.ppo.horizon) == (3e-5, True, False, 8)
-    assert parse_overrides(["--learning_rate=1e-4"]) == ("default", {"learning_rate": "1e-4"})  # checked later
+    assert parse_config_flags(["--learning_rate=1e-4"]) == (None, {"learning_rate": "1e-4"})  # checked later
     assert cli.int_list("[256,256]") == cli.int_list("256, 256") == (256, 256)
 
 
@@ -130,6 +130,19 @@ def test_learning_rate_1e_4_reaches_training(capsys):
     code = run_command(lambda config, console: seen.append(config), ["--config=tiny", "--learning_rate=1e-4"],
                        command="pretrain", default_config="default")
     assert code == 0 and seen[0].ppo.learning_rate == 1e-4
+
+
+@pytest.mark.parametrize("flags, scratch", [(["--scratch"], True), (["--scratch", "false"], False),
+                                            (["--scratch", "true"], True), (["--scratch=false"], False), ([], False)])
+def test_task_scratch_in_every_form_help_shows(flags, scratch, monkeypatch):
+    """`--scratch false`, as --help documents bool keys, used to end in 'expected flags of the form
+    --key=value, got 'false'' (task's own rewrite of a bare --scratch read argv a second time)."""
+    from ase_jax import task
+
+    seen = []
+    monkeypatch.setattr(task, "train", lambda config, console: seen.append(config))
+    assert task.main(["--config=task_tiny", "--name=heading", *flags, "--llc=runs/x"]) == 0
+    assert seen[0].task.scratch is scratch
 
 
 def _one_error_line(capsys) -> str:

@@ -141,7 +141,7 @@ class Protocol:
 def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks, protocol: Protocol):
     """`evaluate(params, obs_norm, amp_norm) -> (metrics, qpos of the first characters)`, compiled once."""
     from ase_jax.env import HumanoidEnv
-    from ase_jax.evaluate import demo_transition_frames, squared_distances
+    from ase_jax.inference.skill_metrics import demo_transition_frames, squared_distances
 
     n, steps = protocol.eval_envs, max(2, round(protocol.eval_seconds / env.control_dt))
     eval_env = HumanoidEnv(dataclasses.replace(config.env, state_init="default", fall_init_prob=0.0,
@@ -267,7 +267,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     """Trains `config` by the protocol in `out`, through the training loop of `pretrain`
     (`run_loop.train_loop`: checkpoints, resume, divergence stop), evaluating from its progress
     hook; rerun on the same folder, it continues from the latest checkpoint."""
-    from ase_jax.pretrain import compiled_train_fns
+    from ase_jax.launch import compiled_train_fns
 
     hp = config.ppo
     per_iteration = hp.num_envs * hp.horizon

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from pathlib import Path
 
@@ -60,9 +61,25 @@ def _one_of(*choices):
     return check
 
 
-def _torque_limit(v):
-    from ase_jax.drive import parse_torque_limit
+def parse_torque_limit(value) -> float | None:
+    """`pd_torque_limit` as a factor of the MJCF's forcerange: "gear" -> 1.0, "none" -> None, "1.5" -> 1.5;
+    a ValueError with the allowed forms otherwise."""
+    text = str(value).strip().lower()
+    if text == "gear":
+        return 1.0
+    if text == "none":
+        return None
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = float("nan")
+    if not math.isfinite(factor) or factor <= 0:
+        raise ValueError("must be 'gear' (the MJCF's forcerange, the reference motor gear), a positive factor "
+                         "of it such as 1.5, or 'none'")
+    return factor
 
+
+def _torque_limit(v):
     try:
         parse_torque_limit(v)
     except ValueError as e:
@@ -70,19 +87,22 @@ def _torque_limit(v):
     return None
 
 
-def _character(v):
-    from ase_jax.character import CHARACTERS
+# The names of the characters (ase_jax.character.CHARACTERS) and tasks (ase_jax.tasks.TASKS), here
+# because the config sits below both and checks names without importing them; a test keeps the
+# lists equal to the registries.
+CHARACTER_NAMES = ("sword_shield", "amp_humanoid")
+TASK_NAMES = ("heading", "location", "reach", "strike", "getup")
 
-    if v in CHARACTERS:
+
+def _character(v):
+    if v in CHARACTER_NAMES:
         return None
-    close = difflib.get_close_matches(v, list(CHARACTERS), n=1)
-    return f"unknown character (known: {sorted(CHARACTERS)})" + (f"; did you mean '{close[0]}'?" if close else "")
+    close = difflib.get_close_matches(v, list(CHARACTER_NAMES), n=1)
+    return f"unknown character (known: {sorted(CHARACTER_NAMES)})" + (f"; did you mean '{close[0]}'?" if close else "")
 
 
 def _task_name(v):
-    from ase_jax.tasks import TASKS
-
-    return _one_of(*TASKS)(v)
+    return _one_of(*TASK_NAMES)(v)
 
 
 @dataclasses.dataclass(frozen=True)

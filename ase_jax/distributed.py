@@ -239,7 +239,3 @@ def local_device_rows(num_global: int) -> slice:
     local = num_global // jax.process_count()
     return slice(jax.process_index() * local, (jax.process_index() + 1) * local)
 
-
-def describe() -> str:
-    """'process I of N, ' for a multi-process run, else ''."""
-    return f"process {jax.process_index()} of {jax.process_count()}, " if is_multiprocess() else ""

@@ -38,6 +38,7 @@ import os
 import mujoco
 import numpy as np
 
+from ase_jax.config import parse_torque_limit
 from ase_jax.quat import _xp  # numpy or jax.numpy, by the inputs' type
 
 # Stiffness of the per-axis limit springs in multiples of the axis's kp. A drive pushing into a limit
@@ -49,24 +50,6 @@ LIMIT_STIFFNESS = 10.0
 LIMIT_MAX_DEPTH = 0.5
 # Largest servo error (radians) the drive asks of an actuator; see PDDrive.controls.
 MAX_SERVO_ERROR = 1.0
-
-
-def parse_torque_limit(value) -> float | None:
-    """`pd_torque_limit` as a factor of the MJCF's forcerange: "gear" -> 1.0, "none" -> None, "1.5" -> 1.5;
-    a ValueError with the allowed forms otherwise."""
-    text = str(value).strip().lower()
-    if text == "gear":
-        return 1.0
-    if text == "none":
-        return None
-    try:
-        factor = float(text)
-    except ValueError:
-        factor = float("nan")
-    if not np.isfinite(factor) or factor <= 0:
-        raise ValueError("must be 'gear' (the MJCF's forcerange, the reference motor gear), a positive factor "
-                         "of it such as 1.5, or 'none'")
-    return factor
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

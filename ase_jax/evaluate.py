@@ -15,107 +15,20 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 from ase_jax import cli
-from ase_jax.env import observations as obs_lib
 from ase_jax.config import resolve_path
 from ase_jax.errors import AseInputError
-from ase_jax.motions import library as ml
+from ase_jax.inference.skill_metrics import agent_transitions, demo_transitions, nearest_clip_histogram, summarize
 from ase_jax.motions.dataset import load_dataset
 
 
-def squared_distances(features: jax.Array, demo: jax.Array, demo_sq: jax.Array) -> jax.Array:
-    """|f - d|^2 of every feature row against every demo row, (..., D), via the expansion
-    |f|^2 - 2 f.d + |d|^2 (`demo_sq` = |d|^2 per demo row, computed once by the caller)."""
-    return jnp.sum(features**2, axis=-1, keepdims=True) - 2 * features @ demo.T + demo_sq
-
-
-def nearest_clip_histogram(agent: jax.Array, demo: jax.Array, demo_clip: jax.Array, num_clips: int,
-                           chunk: int = 1024) -> np.ndarray:
-    """Counts, per clip, of agent features whose nearest demo feature (Euclidean) belongs to it."""
-    agent, demo = jnp.asarray(agent), jnp.asarray(demo)
-    demo_sq = jnp.sum(demo**2, axis=-1)
-
-    @jax.jit
-    def nearest(block):
-        return jnp.argmin(squared_distances(block, demo, demo_sq), axis=-1)
-
-    pad = (-agent.shape[0]) % chunk
-    blocks = jnp.pad(agent, ((0, pad), (0, 0))).reshape(-1, chunk, agent.shape[-1])
-    idx = np.concatenate([np.asarray(nearest(b)) for b in blocks])[: agent.shape[0]]
-    return np.bincount(np.asarray(demo_clip)[idx], minlength=num_clips)
-
-
-def summarize(counts: np.ndarray, names, top: int = 50) -> dict:
-    share = counts / max(counts.sum(), 1)
-    nonzero = share[share > 0]
-    order = np.argsort(-counts)[:top]
-    return {"transitions": int(counts.sum()), "clips": len(names), "clips_covered": int((counts > 0).sum()),
-            "entropy_nats": float(-(nonzero * np.log(nonzero)).sum()),
-            "max_entropy_nats": float(math.log(len(names))),
-            "top": [{"clip": names[i], "share": float(share[i])} for i in order if counts[i] > 0]}
-
-
-def _pair_features(frames: jax.Array, amp_norm, frame_size: int) -> jax.Array:
-    """[frame t+1, frame t] normalised with the first two slots of the discriminator normaliser."""
-    mean, std = amp_norm.mean[: 2 * frame_size], amp_norm.std[: 2 * frame_size]
-    return (frames - mean) / std
-
-
-def demo_transitions(pretrained, dataset) -> tuple[jax.Array, np.ndarray]:
-    """Features of every consecutive pair of 30 Hz frames of every clip, normalised with the run's
-    discriminator normaliser, and their clip index."""
-    frames, clip_ids = demo_transition_frames(pretrained.env, dataset)
-    return _pair_features(frames, pretrained.amp_norm, pretrained.env.amp_obs_size), clip_ids
-
-
-def demo_transition_frames(env, dataset) -> tuple[jax.Array, np.ndarray]:
-    """Raw [frame t+1, frame t] discriminator features of every consecutive pair of control-rate
-    frames of every clip of `dataset` on `env`'s character, and the clip index of each."""
-    lib = ml.build_motion_lib(dataset, env.character)
-    dt = env.control_dt
-    clip_ids, times = [], []
-    for c, clip in enumerate(dataset.clips):
-        t = np.arange(dt, clip.length + 1e-6, dt)
-        clip_ids.append(np.full(len(t), c))
-        times.append(t)
-    clip_ids, times = np.concatenate(clip_ids), np.concatenate(times)
-    pair_times = jnp.stack([times, times - dt], axis=-1)  # newest first, as the discriminator sees it
-    states = ml.state_at(lib, jnp.asarray(np.stack([clip_ids, clip_ids], -1)), jnp.asarray(pair_times, jnp.float32))
-    frame = jax.vmap(jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None)), in_axes=(0, 0, 0, None))
-    return frame(states.qpos, states.qvel, states.body_pos, env.character).reshape(len(times), -1), clip_ids
-
-
-def agent_transitions(pretrained, num_latents: int, steps: int, seed: int = 0) -> jax.Array:
-    """Features of the policy's transitions, one random latent per character held for `steps` steps."""
-    env = pretrained.env
-    k_reset, k_z = jax.random.split(jax.random.PRNGKey(seed))
-    z = jax.random.normal(k_z, (num_latents, pretrained.config.ase.latent_dim))
-    z = z / jnp.linalg.norm(z, axis=-1, keepdims=True)
-
-    @jax.jit
-    def rollout(state):
-        def step(s, _):
-            s = jax.vmap(env.step)(s, pretrained.action(s.obs, z))
-            return s, (s.next_amp_obs[:, :2].reshape(num_latents, -1), s.done)
-        return jax.lax.scan(step, state, None, steps)[1]
-
-    pairs, done = rollout(jax.vmap(env.reset)(jax.random.split(k_reset, num_latents)))
-    pairs = pairs.reshape(-1, pairs.shape[-1])[np.asarray(done).reshape(-1) == 0]  # skip resets' stale pairs
-    return _pair_features(pairs, pretrained.amp_norm, env.amp_obs_size)
-
-
 def diversity(checkpoint, motions=None, num_latents: int = 64, seconds: float = 10.0, seed: int = 0) -> dict:
-    from ase_jax.agents.ase.policy import load_pretrained
+    from ase_jax.inference.pretrained import load_pretrained
 
-    pretrained = load_pretrained(checkpoint, num_envs=num_latents)
+    pretrained = load_pretrained(checkpoint)  # the rollout vmaps over its own num_latents characters
     dataset = load_dataset(resolve_path(motions or pretrained.config.env.motions),
                            pretrained.env.character)
     demo, demo_clip = demo_transitions(pretrained, dataset)

@@ -24,26 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ase_jax.errors import AseInputError
+from ase_jax.inference.policy_file import HLC_FILE, JSON_FILE, LLC_FILE, describe, load_run
 
 OPSET = 17
 IR_VERSION = 8  # the oldest IR that opset 17 allows, so that older runtimes load the files too
-FORMAT = 1  # of policy.json
-LLC_FILE, HLC_FILE, JSON_FILE = "llc.onnx", "hlc.onnx", "policy.json"
-
-# The task part of each task's observation (appended to the character's), from ase_jax/tasks/*.py `observe`.
-# All vectors are in the character's heading frame (rotated by -yaw of the root) unless said otherwise.
-TASK_OBS_LAYOUT = {
-    "heading": [("target_direction_xy", 2, "unit target direction of travel, heading frame"),
-                ("target_speed", 1, "m/s"),
-                ("target_facing_xy", 2, "unit target facing direction, heading frame")],
-    "location": [("target_offset_xy", 2, "target position - root position, heading frame (m)")],
-    "reach": [("target_offset", 3, "target - (root x, root y, 0), heading frame (m)")],
-    "strike": [("target_position", 3, "target - root in xy (heading frame), the target's height in z (m)"),
-               ("target_rotation", 6, "tan_norm of the target's rotation in the heading frame"),
-               ("target_velocity", 3, "heading frame (m/s)"),
-               ("target_angular_velocity", 3, "world-frame angular velocity in the heading frame (rad/s)")],
-    "getup": [],
-}
 
 
 def _onnx():
@@ -179,123 +163,7 @@ def hlc_model(policy, character):
 # --- the JSON --------------------------------------------------------------------------------------
 
 
-def character_obs_layout(character) -> list[dict]:
-    """The blocks of the character's policy observation (ase_jax.env.observations.policy_obs), in order."""
-    b = character.num_bodies
-    blocks = [
-        ("root_height", [1], "root height above the floor (m)"),
-        ("body_positions", [b - 1, 3], "p_b - p_root of bodies 1.. in the heading frame (m)"),
-        ("body_rotations", [b, 6], "tan_norm (rotated x axis, rotated z axis) of each body's rotation in the "
-                                   "heading frame"),
-        ("body_velocities", [b, 3], "linear velocity of each body's origin, heading frame (m/s)"),
-        ("body_angular_velocities", [b, 3], "angular velocity of each body, heading frame (rad/s)"),
-    ]
-    return _with_offsets([{"name": n, "shape": s, "size": int(np.prod(s)), "doc": d} for n, s, d in blocks])
-
-
-def _with_offsets(blocks: list[dict], start: int = 0) -> list[dict]:
-    for block in blocks:
-        block["start"] = start
-        start += block["size"]
-    return blocks
-
-
-def task_obs_layout(character, task_name: str, task_obs_size: int) -> list[dict]:
-    blocks = character_obs_layout(character)
-    known = TASK_OBS_LAYOUT.get(task_name)
-    if known is None or sum(s for _, s, _ in known) != task_obs_size:
-        known = [("task", task_obs_size, f"see ase_jax/tasks/{task_name}.py observe()")] if task_obs_size else []
-    start = blocks[-1]["start"] + blocks[-1]["size"]
-    return blocks + _with_offsets([{"name": n, "shape": [s], "size": s, "doc": d} for n, s, d in known], start)
-
-
-def describe(config, character, step: int, source: str, task_policy=None) -> dict:
-    """policy.json's content for a run (`config`: the LLC's or the task run's; `task_policy` for task runs)."""
-    import mujoco
-
-    from importlib.metadata import PackageNotFoundError, version
-
-    from ase_jax.config import to_dict
-    from ase_jax.env import observations as obs_lib
-
-    try:
-        ase_version = version("ase_jax")
-    except PackageNotFoundError:
-        ase_version = None
-    model = character.model
-    physics_dt = float(model.opt.timestep)
-    steps = config.env.physics_steps_per_control_step
-    obs_size = obs_lib.policy_obs_size(character)
-    actuators = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in range(model.nu)]
-    out = {
-        "format": FORMAT,
-        "ase_jax_version": ase_version,
-        "source": {"checkpoint": source, "step": int(step), "command": config.command},
-        "character": {"name": character.name, "mjcf": character.xml_path.name, "nq": character.nq,
-                      "nv": character.nv, "num_bodies": character.num_bodies, "bodies": list(character.body_names)},
-        "control": {"rate_hz": round(1.0 / (steps * physics_dt), 6), "physics_dt": physics_dt,
-                    "physics_steps_per_control_step": steps,
-                    "drive": "ase_jax.drive.PDDrive (the reference's clamped PD), pd_torque_limit="
-                             f"{config.env.pd_torque_limit}"},
-        "action": {"size": character.num_actions, "clip": [-1.0, 1.0], "actuators": actuators,
-                   "pd_target": "pd_offset + pd_scale * action (radians: hinge angles, ball-joint exp-map components)",
-                   "pd_offset": [float(x) for x in character.pd_offset],
-                   "pd_scale": [float(x) for x in character.pd_scale]},
-        "observation": {"size": obs_size, "normalized_inside": True, "layout": character_obs_layout(character)},
-        "env": to_dict(config)["env"],
-    }
-    if task_policy is None:
-        out["llc"] = _llc_entry(config, obs_size)
-        return out
-    task = task_policy.env.task
-    task_obs = task_policy.env.obs_size
-    out["task"] = {"name": config.task.name, "scratch": task_policy.llc is None, "obs_size": task_obs,
-                   "obs_layout": task_obs_layout(character, config.task.name, task_obs - obs_size),
-                   "llc_steps": task_policy.steps_per_action,
-                   "marker": (task.marker.__doc__ or "").strip().splitlines()[0] if task.marker.__doc__ else None}
-    if task_policy.llc is None:
-        out["hlc"] = {"file": HLC_FILE, "inputs": {"obs": task_obs},
-                      "outputs": {"action": character.num_actions, "pd_target": character.num_actions}}
-    else:
-        out["llc"] = _llc_entry(task_policy.llc.config, obs_size)
-        out["hlc"] = {"file": HLC_FILE, "inputs": {"obs": task_obs}, "outputs": {"latent": out["llc"]["latent_dim"]},
-                      "latent": "unit vector; hold it for llc_steps control steps, feeding llc.onnx the first "
-                                f"{obs_size} entries of the task observation"}
-    return out
-
-
-def _llc_entry(config, obs_size: int) -> dict:
-    latent_dim = config.ase.latent_dim
-    return {"file": LLC_FILE, "inputs": {"obs": obs_size, "z": latent_dim},
-            "outputs": {"action": None, "pd_target": None}, "latent_dim": latent_dim,
-            "z": "normalised to unit length inside the graph (e_k, or normalised N(0, I) draws)",
-            "normalizer_clip": config.ppo.normalize_obs_clip}
-
-
 # --- loading and writing ---------------------------------------------------------------------------
-
-
-def load_run(checkpoint):
-    """(kind, config, character, step, workdir, pretrained or None, task policy or None) of a run
-    folder or checkpoint folder; any problem reading it is an AseInputError."""
-    from ase_jax.agents.ase.policy import load_pretrained
-    from ase_jax.agents.hlc.policy import is_task_run, load_task_policy
-    from ase_jax.character import load_character
-    from ase_jax.checkpoint import find_checkpoint, read_saved_config
-
-    try:
-        workdir, step = find_checkpoint(checkpoint)
-        if is_task_run(read_saved_config(checkpoint)):
-            policy = load_task_policy(checkpoint)
-            return "task", policy.config, policy.env.character, policy.step, workdir, policy.llc, policy
-        pretrained = load_pretrained(checkpoint, build_env=False)
-        return ("pretrain", pretrained.config, load_character(pretrained.config.env.character), pretrained.step,
-                workdir, pretrained, None)
-    except AseInputError:
-        raise
-    except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds of errors for bad files
-        raise AseInputError(f"{checkpoint}: cannot read this checkpoint ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
 
 
 def export(checkpoint, out) -> dict:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import sys
-from pathlib import Path
 
 from ase_jax import render  # first: picks the headless GL backend before mujoco is imported
 
@@ -36,6 +34,7 @@ from rich.console import Console  # noqa: E402
 
 from ase_jax import cli  # noqa: E402
 from ase_jax.errors import AseInputError  # noqa: E402
+from ase_jax.inference.latents import check_latent_spec, parse_latent, slerp  # noqa: E402
 
 VIDEO_FPS = 30
 # Playback overrides: start standing, and never time out (the clip's length decides).
@@ -46,7 +45,7 @@ _LOADED: dict = {}  # (workdir, step) -> (Pretrained, jitted reset, jitted step)
 
 def load(checkpoint):
     """The pre-trained model of a run folder or checkpoint folder and its compiled reset/step (cached)."""
-    from ase_jax.agents.ase.policy import load_pretrained
+    from ase_jax.inference.pretrained import load_pretrained
     from ase_jax.checkpoint import find_checkpoint
 
     key = tuple(map(str, find_checkpoint(checkpoint)))
@@ -64,53 +63,6 @@ def load(checkpoint):
 
 
 # --- latents -------------------------------------------------------------------------------------
-
-
-def check_latent_spec(spec: str) -> None:
-    """Syntax check that needs no checkpoint (so bad flags fail before anything is loaded)."""
-    if spec == "random" or re.fullmatch(r"e\d+", spec):
-        return
-    if spec.endswith(".npy"):
-        if not Path(spec).is_file():
-            raise AseInputError(f"latent file {spec}: not found")
-        return
-    raise AseInputError(f"bad latent '{spec}': expected e0, e1, ... (a unit vector), 'random', or a .npy file")
-
-
-def parse_latent(spec: str, latent_dim: int, key: jax.Array) -> np.ndarray:
-    """A unit latent (latent_dim,) from a spec: eK, random (drawn with `key`) or FILE.npy."""
-    check_latent_spec(spec)
-    if spec == "random":
-        z = np.asarray(jax.random.normal(key, (latent_dim,)), np.float64)
-    elif re.fullmatch(r"e\d+", spec):
-        k = int(spec[1:])
-        if k >= latent_dim:
-            raise AseInputError(f"latent '{spec}' is out of range: this checkpoint's latent_dim is {latent_dim} "
-                                f"(e0 .. e{latent_dim - 1})")
-        z = np.eye(latent_dim)[k]
-    else:
-        try:
-            z = np.load(spec, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise AseInputError(f"latent file {spec}: not a readable .npy array ({e})") from None
-        if z.shape != (latent_dim,):
-            raise AseInputError(f"latent file {spec}: shape {z.shape}, expected ({latent_dim},) "
-                                f"(this checkpoint's latent_dim)")
-        z = np.asarray(z, np.float64)
-        if not np.all(np.isfinite(z)) or np.linalg.norm(z) == 0:
-            raise AseInputError(f"latent file {spec}: must be finite and non-zero")
-    return z / np.linalg.norm(z)
-
-
-def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Spherical interpolation between unit vectors a and b at fractions t (T,): (T, D)."""
-    t = np.asarray(t, np.float64)[:, None]
-    omega = np.arccos(np.clip(a @ b, -1.0, 1.0))
-    if omega < 1e-6:
-        out = (1 - t) * a + t * b
-    else:
-        out = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-    return out / np.linalg.norm(out, axis=-1, keepdims=True)
 
 
 # --- rollout and playback ------------------------------------------------------------------------
@@ -163,7 +115,7 @@ def task_rollout(policy, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
 def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, width: int, height: int,
               console: Console):
     """Plays a task run's policy (high-level controller + frozen LLC) with the task target drawn."""
-    from ase_jax.agents.hlc.policy import load_task_policy
+    from ase_jax.inference.task_policy import load_task_policy
 
     policy = load_task_policy(checkpoint, **PLAYBACK_OVERRIDES)
     if task is not None and task != policy.config.task.name:
@@ -185,7 +137,7 @@ def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, wi
 
 
 def _is_task_checkpoint(checkpoint) -> bool:
-    from ase_jax.agents.hlc.policy import is_task_run
+    from ase_jax.inference.task_policy import is_task_run
     from ase_jax.checkpoint import read_saved_config
 
     return is_task_run(read_saved_config(checkpoint))
@@ -265,14 +217,14 @@ def build_parser() -> cli.Parser:
                         help="height of one character's view (default 480)")
     parser.add_argument("--engine", choices=("jax", "mujoco"), default="jax",
                         help="jax (default): the run's MJX env; mujoco: plain C MuJoCo, also for an export folder "
-                             "of python -m ase_jax.export (ase_jax.play_mujoco)")
+                             "of python -m ase_jax.export (ase_jax.inference.mujoco_player)")
     return parser
 
 
 def _run(args) -> int:
     player = play
     if args.engine == "mujoco":
-        from ase_jax.play_mujoco import play as player
+        from ase_jax.inference.mujoco_player import play as player
     player(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
            grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width, height=args.height)
     return 0

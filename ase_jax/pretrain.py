@@ -8,58 +8,18 @@ the latest checkpoint there when rerun.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
 import pkgutil
 import sys
-from collections import OrderedDict
 
 import jax
 from rich.console import Console
 
-from ase_jax.agents.ase.train import make_train_fns
-from ase_jax.character import load_character
-from ase_jax.config import Config, resolve_path, to_dict
-from ase_jax.env import HumanoidEnv
-from ase_jax.motions.dataset import load_dataset
-from ase_jax.motions.library import build_motion_lib
-from ase_jax.run_loop import TrainingDiverged, run_command, train_loop  # noqa: F401
-
-
-def build(config: Config):
-    character = load_character(config.env.character)
-    dataset = load_dataset(resolve_path(config.env.motions), character)
-    env = HumanoidEnv(config.env, character, build_motion_lib(dataset, character), seed=config.run.seed)
-    return env, dataset
-
-# Compiled training functions of the last few (config, motion data) pairs. Repeated runs in one
-# process (a notebook, the tests) reuse them instead of compiling again; this also bounds memory:
-# XLA:CPU keeps every executable's code mapped (2,000-5,000 memory maps for one training iteration)
-# while jax's caches hold it, and Linux allows a process 65,530 maps.
-_COMPILED: OrderedDict = OrderedDict()
-_COMPILED_MAX = 2
-
-
-def compiled_train_fns(config: Config):
-    """(env, dataset, TrainFns) for `config`, reusing the compiled functions of an equal earlier run."""
-    env, dataset = build(config)
-    digest = hashlib.sha256(dataset.weights.tobytes())
-    for clip in dataset.clips:
-        digest.update(clip.qpos.tobytes())
-    # The run section says how long to run and where to write, not what is computed (but the seed
-    # picks the env's fall states, which the compiled step holds).
-    computed = {k: v for k, v in to_dict(config).items() if k != "run"}
-    key = (repr(computed), config.run.seed, digest.hexdigest(), tuple(jax.local_devices()))
-    if key in _COMPILED:
-        _COMPILED.move_to_end(key)
-    else:
-        _COMPILED[key] = (env, make_train_fns(config, env))
-        while len(_COMPILED) > _COMPILED_MAX:
-            _COMPILED.popitem(last=False)
-    env, fns = _COMPILED[key]
-    return env, dataset, fns
+from ase_jax.config import Config
+from ase_jax.launch import compiled_train_fns
+from ase_jax.run_loop import run_command, train_loop
 
 
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:

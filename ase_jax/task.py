@@ -16,44 +16,16 @@ import sys
 import jax
 from rich.console import Console
 
-from ase_jax.agents.ase.policy import Pretrained, load_pretrained
-from ase_jax.agents.hlc.policy import LLC_CONFIG_KEY
 from ase_jax.agents.hlc.train import make_hlc_train_fns
-from ase_jax.character import load_character
 from ase_jax.config import Config, to_dict
-from ase_jax.errors import AseInputError
+from ase_jax.inference.task_policy import LLC_CONFIG_KEY
+from ase_jax.launch import build_task
 from ase_jax.run_loop import run_command, train_loop
-from ase_jax.tasks import task_env
-
-# Env keys the low-level controller was trained with and the task env must share.
-LLC_SHARED_KEYS = ("character", "physics_steps_per_control_step", "demo_history")
-
-
-def load_llc(config: Config) -> Pretrained:
-    if not config.task.llc:
-        raise AseInputError("task training needs --llc=RUN_FOLDER (a python -m ase_jax.pretrain run), or --scratch")
-    try:
-        llc = load_pretrained(config.task.llc, build_env=False)  # it drives the task's env
-    except AseInputError as e:
-        raise AseInputError(f"--llc={config.task.llc}: {e}") from None
-    for key in LLC_SHARED_KEYS:
-        mine, theirs = getattr(config.env, key), getattr(llc.config.env, key)
-        if mine != theirs:
-            raise AseInputError(f"--llc={config.task.llc}: the low-level controller was trained with {key}={theirs!r}, "
-                                f"but this run has {key}={mine!r}; they must agree")
-    return llc
-
-
-def build(config: Config):
-    """(config with the task's own overrides, env, frozen LLC or None for --scratch)."""
-    llc = None if config.task.scratch else load_llc(config)
-    config, env = task_env(config, load_character(config.env.character))  # the LLC's: checked above
-    return config, env, llc
 
 
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:
     console = console or Console()
-    config, env, llc = build(config)
+    config, env, llc = build_task(config)
     what = ("from scratch (no skill embedding)" if llc is None
             else f"on the frozen LLC {config.task.llc} (step {llc.step})")
     console.print(f"task [bold]{config.task.name}[/] {what}: {config.ppo.num_envs} envs on "

@@ -52,9 +52,9 @@ def _release_compiled_programs():
     yield
     import gc
 
-    from ase_jax import pretrain
+    from ase_jax import launch
 
-    pretrain._COMPILED.clear()
+    launch._COMPILED.clear()
     jax.clear_caches()
     gc.collect()
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ase_jax.env import observations as obs_lib
-from ase_jax.evaluate import compare, demo_transitions, nearest_clip_histogram, summarize
+from ase_jax.evaluate import compare
+from ase_jax.inference.skill_metrics import demo_transitions, nearest_clip_histogram, summarize
 from ase_jax.motions import library as ml
 from ase_jax.motions.dataset import load_dataset
 from conftest import BUNDLED_YAML

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ase_jax import play, play_mujoco
+from ase_jax import play
+from ase_jax.inference import mujoco_player as play_mujoco
 
 STEPS = 30
 # Bounds a bit above what we measured (module docstring).
@@ -39,7 +40,7 @@ ROLLOUT_ROOT = 0.5  # m, largest root-position difference over the 30 free-runni
 @pytest.fixture(scope="module")
 def mjx_rollout(tiny_pretrained_run):
     """The MJX env's 30 steps: qpos, qvel, obs of every state (0 = the reset state) and the actions."""
-    from ase_jax.agents.ase.policy import load_pretrained
+    from ase_jax.inference.pretrained import load_pretrained
 
     # No early termination: the untrained policy falls around step 30 and the env would reset.
     pretrained = load_pretrained(tiny_pretrained_run, **play.PLAYBACK_OVERRIDES, early_termination=False)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from ase_jax import quat
-from ase_jax.agents.ase.policy import load_pretrained
+from ase_jax.inference.pretrained import load_pretrained
 from ase_jax.checkpoint import Checkpointer, select_subtree
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
-from ase_jax.task import build, main as task_main
+from ase_jax.launch import build_task as build
+from ase_jax.task import main as task_main
 from ase_jax.tasks import TASKS, make_task
 from ase_jax.tasks.heading import heading_reward
 from ase_jax.tasks.location import location_reward
@@ -128,11 +129,17 @@ def test_the_shield_meets_the_strike_target_through_its_proxy(sword_shield):
     assert all(target in pair for pair in pairs if proxy in pair)  # the proxy touches only the target
 
 
-def test_task_observation_sizes():
+@pytest.mark.timeout(600)
+def test_each_task_observes_what_its_layout_states():
+    """`observe` traced in the env's reset (no compile) gives as many values as the task's
+    obs_layout, which policy.json publishes block by block."""
     for name in TASKS:
         config = load_config("task_tiny", {"name": name, "scratch": True})
         _, env, _ = build(config)
-        assert env.obs_size == 253 + make_task(name).obs_size
+        obs = jax.eval_shape(env.reset, jax.random.PRNGKey(0)).obs
+        layout = make_task(name).obs_layout
+        assert obs.shape == (env.character_obs_size + sum(size for _, size, _ in layout),), name
+        assert len({n for n, _, _ in layout}) == len(layout), name
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +189,7 @@ def test_task_playback_uses_the_llc_it_was_trained_with(tiny_pretrained_run, tmp
 
     from rich.console import Console
 
-    from ase_jax.agents.hlc.policy import load_task_policy
+    from ase_jax.inference.task_policy import load_task_policy
     from ase_jax.pretrain import train as pretrain
     from ase_jax.task import train as train_task
 

@@ -16,7 +16,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from ase_jax import play_mujoco
+from ase_jax.inference import mujoco_player as play_mujoco
 from ase_jax.config import load_config
 from ase_jax.env import termination
 from ase_jax.tasks.strike import SHIELD_PROXY, TARGET

@@ -16,7 +16,7 @@ import pytest
 
 from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses, networks as ase_networks
-from ase_jax.agents.ase.policy import Pretrained
+from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.agents.hlc.train import make_hlc_train_fns
 from ase_jax.env.toy import ToyEnv, toy_config

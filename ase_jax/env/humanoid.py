@@ -58,7 +58,7 @@ def body_velocities(model: mjx.Model, data: mjx.Data):
 def scene_model(config: EnvConfig, character: Character, task=None):
     """The C MuJoCo model of an env: the character with its self-collision setting, the task's props
     (e.g. the strike target: bodies after the character's) and the solver iterations. MJX steps it
-    (`HumanoidEnv`); `ase_jax.play_mujoco` steps it in plain C MuJoCo."""
+    (`HumanoidEnv`); `ase_jax.inference.mujoco_player` steps it in plain C MuJoCo."""
     spec = character_spec(character, config.self_collision)
     if task is not None:
         task.add_props(spec)

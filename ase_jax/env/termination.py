@@ -1,7 +1,7 @@
 """Body contacts and the fall test (docs/reference.md §4.3) over arrays, for MJX and C MuJoCo alike.
 
 The env (`ase_jax.env.humanoid`, inside its jitted step, on MJX data) and the C MuJoCo player
-(`ase_jax.play_mujoco`, on `MjData`) call the same functions. Each works in the array module of its
+(`ase_jax.inference.mujoco_player`, on `MjData`) call the same functions. Each works in the array module of its
 inputs: jax.numpy for jax arrays and tracers, numpy otherwise (as `ase_jax.drive` does); `xp`
 forces one.
 

@@ -72,9 +72,11 @@ def check_skeleton(clip: RawClip, character: Character) -> None:
 
 
 def hinge_angle(q, axis):
-    """Angle of a local rotation about a hinge axis, as the reference does (docs/reference.md §2.4)."""
+    """Angle of local rotations q (..., 4) about a hinge axis, wrapped into [-pi, pi], as the reference
+    does (docs/reference.md §2.4); numpy or jax arrays."""
+    xp = quat._xp(q)
     rot_axis, angle = quat.to_axis_angle(q)
-    theta = angle * (rot_axis @ np.asarray(axis))
+    theta = angle * xp.sum(rot_axis * xp.asarray(axis, dtype=rot_axis.dtype), axis=-1)
     return (theta + np.pi) % (2 * np.pi) - np.pi
 
 
@@ -90,9 +92,7 @@ def local_rotation_to_qpos(root_pos, local_rotation, character: Character):
         if joint.kind == "ball":
             parts.append(q)
         else:
-            rot_axis, angle = quat.to_axis_angle(q)
-            theta = angle * xp.sum(rot_axis * xp.asarray(joint.axis, dtype=rot_axis.dtype), axis=-1)
-            parts.append(((theta + np.pi) % (2 * np.pi) - np.pi)[..., None])
+            parts.append(hinge_angle(q, joint.axis)[..., None])
     return xp.concatenate(parts, axis=-1)
 
 

@@ -2,7 +2,7 @@
 termination. Tasks are small and independent; the registry in `ase_jax.tasks` names them.
 
 A task's state is a dict of arrays for one environment (the env vmaps it). Every method is pure
-and jittable; `terminated` also runs on numpy arrays (the C MuJoCo player, ase_jax.play_mujoco). Defaults: no props, no extra termination, targets resampled every
+and jittable; `terminated` also runs on numpy arrays (the C MuJoCo player, ase_jax.inference.mujoco_player). Defaults: no props, no extra termination, targets resampled every
 randint(*change_steps) control steps (docs/reference.md §7).
 """
 
@@ -16,8 +16,14 @@ from ase_jax import quat
 
 class Task:
     name: str = ""
-    obs_size: int = 0
+    # The observation `observe` appends to the character's, in order: (name, size, meaning); policy.json
+    # (ase_jax.inference.policy_file) publishes it and tests/test_tasks.py checks it against `observe`.
+    obs_layout: tuple[tuple[str, int, str], ...] = ()
     change_steps: tuple[int, int] | None = (100, 200)  # targets change after randint(lo, hi) steps
+
+    @property
+    def obs_size(self) -> int:
+        return sum(size for _, size, _ in self.obs_layout)
 
     # --- to override -----------------------------------------------------------------------------
     def sample_targets(self, key, data, character) -> dict:

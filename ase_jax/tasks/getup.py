@@ -8,7 +8,7 @@ from ase_jax.tasks.base import Task
 
 class Getup(Task):
     name = "getup"
-    obs_size = 0
+    obs_layout = ()  # nothing beyond the character's observation
     change_steps = None
     config_overrides = {"fall_init_prob": 1.0}  # with the default 60-step grace period to get up
     stand_height = 1.35  # head height of the standing character (m), roughly

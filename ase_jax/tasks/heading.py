@@ -8,7 +8,10 @@ from ase_jax.tasks.base import Task, facing_xy, heading_local, lift, root_pos, r
 
 class Heading(Task):
     name = "heading"
-    obs_size = 5
+    # the task part of the observation, appended to the character's (docs/export.md): name, size, meaning
+    obs_layout = (("target_direction_xy", 2, "unit target direction of travel, heading frame"),
+                  ("target_speed", 1, "m/s"),
+                  ("target_facing_xy", 2, "unit target facing direction, heading frame"))
     change_steps = (100, 200)
     speed_range = (1.5, 1.6)
 

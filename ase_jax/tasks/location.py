@@ -8,7 +8,8 @@ from ase_jax.tasks.base import Task, facing_xy, heading_local, lift, root_pos, r
 
 class Location(Task):
     name = "location"
-    obs_size = 2
+    # the task part of the observation, appended to the character's (docs/export.md): name, size, meaning
+    obs_layout = (("target_offset_xy", 2, "target position - root position, heading frame (m)"),)
     change_steps = (100, 200)
     max_distance = 10.0
     target_speed = 1.0

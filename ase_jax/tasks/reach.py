@@ -8,7 +8,8 @@ from ase_jax.tasks.base import Task, heading_local, root_pos
 
 class Reach(Task):
     name = "reach"
-    obs_size = 3
+    # the task part of the observation, appended to the character's (docs/export.md): name, size, meaning
+    obs_layout = (("target_offset", 3, "target - (root x, root y, 0), heading frame (m)"),)
     change_steps = (50, 100)
     body = "sword"  # the sword body's origin is the blade tip
 

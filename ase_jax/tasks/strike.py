@@ -15,7 +15,11 @@ SHIELD_PROXY = "shield_proxy"  # in the MJCF: the shield's stand-in against boxe
 
 class Strike(Task):
     name = "strike"
-    obs_size = 15
+    # the task part of the observation, appended to the character's (docs/export.md): name, size, meaning
+    obs_layout = (("target_position", 3, "target - root in xy (heading frame), the target's height in z (m)"),
+                  ("target_rotation", 6, "tan_norm of the target's rotation in the heading frame"),
+                  ("target_velocity", 3, "heading frame (m/s)"),
+                  ("target_angular_velocity", 3, "world-frame angular velocity in the heading frame (rad/s)"))
     change_steps = None  # the target is placed once per episode
     half_size = (0.2, 0.2, 0.9)  # 0.4 x 0.4 x 1.8 m
     density = 30.0

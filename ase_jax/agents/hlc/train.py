@@ -14,7 +14,7 @@ that transition's reward, and the transition ends with the observation from befo
 (The reference keeps stepping the ended episode until the high-level step is over.)
 
 The frozen LLC's parameters and normalisers are part of the training state, so every task
-checkpoint holds the exact LLC it was trained with (`ase_jax.agents.hlc.policy` plays it back from
+checkpoint holds the exact LLC it was trained with (`ase_jax.inference.task_policy` plays it back from
 there).
 """
 
@@ -27,7 +27,7 @@ from flax import struct
 
 from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses
-from ase_jax.agents.ase.policy import Pretrained
+from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.agents.hlc.networks import make_hlc_networks
 from ase_jax.config import Config
 from ase_jax.env.interface import Env

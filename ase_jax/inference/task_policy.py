@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from ase_jax.agents import ppo
-from ase_jax.agents.ase.policy import Pretrained, pretrained_from_arrays, saved_pretrain_config
+from ase_jax.agents.ase.pretrained import Pretrained
+from ase_jax.inference.pretrained import pretrained_from_arrays, saved_pretrain_config
 from ase_jax.agents.hlc.networks import make_hlc_networks
 from ase_jax.character import load_character
 from ase_jax.checkpoint import read_checkpoint, select_subtree

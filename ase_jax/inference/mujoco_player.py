@@ -92,7 +92,7 @@ def _env_config(values, where):
 def load_export(folder) -> Policy:
     """A policy from an export folder (policy.json + ONNX files), run with onnxruntime."""
     from ase_jax.character import load_character
-    from ase_jax.export import JSON_FILE
+    from ase_jax.inference.policy_file import JSON_FILE
     from ase_jax.tasks import make_task
 
     folder = Path(folder)
@@ -100,7 +100,7 @@ def load_export(folder) -> Policy:
         meta = json.loads((folder / JSON_FILE).read_text())
     except (OSError, ValueError) as e:
         raise AseInputError(f"{folder / JSON_FILE}: not a readable export description ({e})") from None
-    from ase_jax.export import FORMAT
+    from ase_jax.inference.policy_file import FORMAT
 
     missing = [k for k in ("character", "control", "env", "source") if not isinstance(meta, dict) or k not in meta]
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or missing:
@@ -141,7 +141,7 @@ def load_export(folder) -> Policy:
 
 def load_checkpoint(checkpoint) -> Policy:
     """A policy from a run folder or checkpoint, its networks run in JAX."""
-    from ase_jax.export import describe, load_run
+    from ase_jax.inference.policy_file import describe, load_run
 
     kind, config, character, step, workdir, pretrained, task_policy = load_run(checkpoint)
     meta = describe(config, character, step, str(workdir), task_policy)
@@ -159,7 +159,7 @@ def load_checkpoint(checkpoint) -> Policy:
 
 def load_policy(path) -> Policy:
     """An export folder (it holds policy.json) or a run folder / checkpoint."""
-    from ase_jax.export import JSON_FILE
+    from ase_jax.inference.policy_file import JSON_FILE
 
     path = Path(path).expanduser()
     if (path / JSON_FILE).is_file():
@@ -349,7 +349,7 @@ class Simulation:
 
 
 def _latent(spec: str, dim: int, seed: int) -> np.ndarray:
-    from ase_jax.play import parse_latent
+    from ase_jax.inference.latents import parse_latent
 
     return parse_latent(spec, dim, jax.random.PRNGKey(seed + 1))
 
@@ -404,7 +404,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
          width: int = 640, height: int = 480, console: Console | None = None):
     """`play --engine=mujoco`: the policy of a run or an export folder in C MuJoCo; returns the video
     path, or None after the viewer."""
-    from ase_jax.play import check_latent_spec
+    from ase_jax.inference.latents import check_latent_spec
 
     console = console or Console()
     if grid is not None or interpolate is not None:

@@ -1,0 +1,83 @@
+"""What the commands build before they train: the env and motion data of a pre-training config,
+its compiled training functions (cached per config and data), and a task run's env with its frozen
+low-level controller. Commands call these; nothing here parses argv or prints."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import jax
+
+from ase_jax.agents.ase.pretrained import Pretrained
+from ase_jax.agents.ase.train import make_train_fns
+from ase_jax.character import load_character
+from ase_jax.config import Config, resolve_path, to_dict
+from ase_jax.env import HumanoidEnv
+from ase_jax.errors import AseInputError
+from ase_jax.inference.pretrained import load_pretrained
+from ase_jax.motions.dataset import load_dataset
+from ase_jax.motions.library import build_motion_lib
+from ase_jax.tasks import task_env
+
+
+def build_pretrain(config: Config):
+    """(env, dataset) of a pre-training config: the character, its motion data and the env."""
+    character = load_character(config.env.character)
+    dataset = load_dataset(resolve_path(config.env.motions), character)
+    env = HumanoidEnv(config.env, character, build_motion_lib(dataset, character), seed=config.run.seed)
+    return env, dataset
+
+
+# Compiled training functions of the last few (config, motion data) pairs. Repeated runs in one
+# process (a notebook, the tests) reuse them instead of compiling again; this also bounds memory:
+# XLA:CPU keeps every executable's code mapped (2,000-5,000 memory maps for one training iteration)
+# while jax's caches hold it, and Linux allows a process 65,530 maps.
+_COMPILED: OrderedDict = OrderedDict()
+_COMPILED_MAX = 2
+
+
+def compiled_train_fns(config: Config):
+    """(env, dataset, TrainFns) for `config`, reusing the compiled functions of an equal earlier run."""
+    env, dataset = build_pretrain(config)
+    digest = hashlib.sha256(dataset.weights.tobytes())
+    for clip in dataset.clips:
+        digest.update(clip.qpos.tobytes())
+    # The run section says how long to run and where to write, not what is computed (but the seed
+    # picks the env's fall states, which the compiled step holds).
+    computed = {k: v for k, v in to_dict(config).items() if k != "run"}
+    key = (repr(computed), config.run.seed, digest.hexdigest(), tuple(jax.local_devices()))
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+    else:
+        _COMPILED[key] = (env, make_train_fns(config, env))
+        while len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    env, fns = _COMPILED[key]
+    return env, dataset, fns
+
+
+# Env keys the low-level controller was trained with and the task env must share.
+LLC_SHARED_KEYS = ("character", "physics_steps_per_control_step", "demo_history")
+
+
+def load_llc(config: Config) -> Pretrained:
+    if not config.task.llc:
+        raise AseInputError("task training needs --llc=RUN_FOLDER (a python -m ase_jax.pretrain run), or --scratch")
+    try:
+        llc = load_pretrained(config.task.llc, build_env=False)  # it drives the task's env
+    except AseInputError as e:
+        raise AseInputError(f"--llc={config.task.llc}: {e}") from None
+    for key in LLC_SHARED_KEYS:
+        mine, theirs = getattr(config.env, key), getattr(llc.config.env, key)
+        if mine != theirs:
+            raise AseInputError(f"--llc={config.task.llc}: the low-level controller was trained with {key}={theirs!r}, "
+                                f"but this run has {key}={mine!r}; they must agree")
+    return llc
+
+
+def build_task(config: Config):
+    """(config with the task's own overrides, env, frozen LLC or None for --scratch)."""
+    llc = None if config.task.scratch else load_llc(config)
+    config, env = task_env(config, load_character(config.env.character))  # the LLC's: checked above
+    return config, env, llc

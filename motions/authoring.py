@@ -40,6 +40,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from ase_jax import quat
+from ase_jax.motions import retarget
 from ase_jax.character import Character, Joint, read_joints
 from ase_jax.motions.convert import local_rotation_to_qpos
 from ase_jax.motions.kinematics import forward_kinematics
@@ -445,23 +446,8 @@ def matrix_to_quat(m) -> np.ndarray:
 def geom_lowest_z(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
     """Height of the lowest point of every geom (planes: +inf) after mj_kinematics."""
     out = np.full(model.ngeom, np.inf)
-    for g in range(model.ngeom):
-        gtype = model.geom_type[g]
-        size = model.geom_size[g]
-        r = data.geom_xmat[g].reshape(3, 3)
-        z = data.geom_xpos[g][2]
-        if gtype == mujoco.mjtGeom.mjGEOM_SPHERE:
-            out[g] = z - size[0]
-        elif gtype == mujoco.mjtGeom.mjGEOM_CAPSULE:
-            out[g] = z - abs(r[2, 2]) * size[1] - size[0]
-        elif gtype == mujoco.mjtGeom.mjGEOM_CYLINDER:
-            out[g] = z - abs(r[2, 2]) * size[1] - size[0] * np.sqrt(max(0.0, 1.0 - r[2, 2] ** 2))
-        elif gtype == mujoco.mjtGeom.mjGEOM_BOX:
-            out[g] = z - np.abs(r[2]) @ size[:3]
-        elif gtype == mujoco.mjtGeom.mjGEOM_PLANE:
-            continue
-        else:
-            raise ValueError(f"geom type {gtype} not handled")
+    solids = [g for g in range(model.ngeom) if model.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE]
+    out[solids] = retarget.geom_lowest_z(model, data, solids)
     return out
 
 

@@ -260,3 +260,16 @@ def test_enc_loss_is_negative_mean_similarity(small_nets):
     loss, _ = losses.enc_loss(params, nets.encode_apply, obs, -enc)
     np.testing.assert_allclose(loss, 1.0, rtol=1e-5)
     assert float(metrics["enc_similarity"]) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_eps_greedy_probabilities_follow_the_reference_and_ignore_the_device_split():
+    """p_i = 1 - exp(10 (i / (N - 1) - 1)): env 0 almost always stochastic, the last never; a run
+    over two devices gives each device its rows of the single-device schedule."""
+    from ase_jax.agents.ase.train import eps_greedy_probs
+
+    whole = np.asarray(eps_greedy_probs(8, 0, 8, True))
+    np.testing.assert_allclose(whole, 1.0 - np.exp(10.0 * (np.arange(8) / 7 - 1.0)), rtol=1e-6)
+    assert whole[0] == pytest.approx(1.0 - np.exp(-10.0)) and whole[-1] == 0.0 and np.all(np.diff(whole) < 0)
+    halves = np.concatenate([np.asarray(eps_greedy_probs(4, 4 * d, 8, True)) for d in range(2)])
+    np.testing.assert_allclose(halves, whole, rtol=1e-6)
+    np.testing.assert_array_equal(eps_greedy_probs(8, 0, 8, False), np.ones(8))  # off: always stochastic

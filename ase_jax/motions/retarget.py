@@ -97,30 +97,34 @@ def detect_unit_scale(height_in_file_units: float, path) -> float:
                                 f"(head above feet); pass --scale=METRES_PER_UNIT (e.g. 0.01 for cm)")
 
 
-def resample(values: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Linear resampling of (T, ...) samples along time to fps_out, over the same duration."""
-    num_in = values.shape[0]
-    duration = (num_in - 1) / fps_in
-    num_out = int(np.floor(duration * fps_out + 1e-6)) + 1
+def _resample_at(num_in: int, fps_in: float, fps_out: float):
+    """(source index below, source index above, weight) of each output frame, over the same duration;
+    None when the rates and counts already agree."""
+    num_out = int(np.floor((num_in - 1) / fps_in * fps_out + 1e-6)) + 1
     if num_out == num_in and np.isclose(fps_in, fps_out):
-        return values
+        return None
     t = np.arange(num_out) * fps_in / fps_out
     i0 = np.minimum(np.floor(t).astype(int), num_in - 1)
-    i1 = np.minimum(i0 + 1, num_in - 1)
-    w = (t - i0).reshape((-1,) + (1,) * (values.ndim - 1))
+    return i0, np.minimum(i0 + 1, num_in - 1), t - i0
+
+
+def resample(values: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Linear resampling of (T, ...) samples along time to fps_out, over the same duration."""
+    at = _resample_at(values.shape[0], fps_in, fps_out)
+    if at is None:
+        return values
+    i0, i1, w = at
+    w = w.reshape((-1,) + (1,) * (values.ndim - 1))
     return values[i0] * (1 - w) + values[i1] * w
 
 
 def resample_quat(q: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
     """Slerp resampling of (T, ..., 4) quaternions along time to fps_out."""
-    num_in = q.shape[0]
-    num_out = int(np.floor((num_in - 1) / fps_in * fps_out + 1e-6)) + 1
-    if num_out == num_in and np.isclose(fps_in, fps_out):
+    at = _resample_at(q.shape[0], fps_in, fps_out)
+    if at is None:
         return q
-    t = np.arange(num_out) * fps_in / fps_out
-    i0 = np.minimum(np.floor(t).astype(int), num_in - 1)
-    i1 = np.minimum(i0 + 1, num_in - 1)
-    w = (t - i0).reshape((-1,) + (1,) * (q.ndim - 2))
+    i0, i1, w = at
+    w = w.reshape((-1,) + (1,) * (q.ndim - 2))
     return quat.slerp(q[i0], q[i1], np.broadcast_to(w, q[i0].shape[:-1]))
 
 

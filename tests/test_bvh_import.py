@@ -253,3 +253,23 @@ def test_reader_gives_file_units_and_rotation_orders(tmp_path):
     _, expected = forward_kinematics(quat.from_xyzw(clip.local_rotation[:3]), clip.root_translation[:3],
                                      clip.skeleton.parent_indices, clip.skeleton.local_translation)
     assert np.abs(motion.positions() - expected).max() < 1e-5
+
+
+@pytest.mark.timeout(120)
+def test_import_with_track_and_motions_track_on_the_output(tmp_path, capsys):
+    """`import --track` adds `motions track`'s figures to the report; `motions track` reads the
+    import's dataset.yaml and clip and gives the same figures."""
+    _clip_as_bvh(tmp_path / "walk.bvh", frames=31)
+    assert motions_main(["import", str(tmp_path / "walk.bvh"), f"--out={tmp_path / 'out'}", "--track"]) == 0
+    out = capsys.readouterr().out
+    assert "tracked by the simulated character" in out
+    track = json.loads((tmp_path / "out" / "walk.report.json").read_text())["track"]
+    assert set(track) == {"joint_error_deg", "joint_error_p95_deg", "key_body_error_cm", "key_body_error_p95_cm",
+                          "saturated_share"}
+    # the bundled walk is tracked within a few degrees (BENCHMARKS.md: 0.8 deg mean, 1.9 cm)
+    assert 0 < track["joint_error_deg"] < 3.0 and 0 < track["key_body_error_cm"] < 6.0
+    for path in (tmp_path / "out" / "dataset.yaml", tmp_path / "out" / "walk.npy"):
+        assert motions_main(["track", str(path), "--json"]) == 0
+        total = json.loads(capsys.readouterr().out)["total"]
+        assert total["control_steps"] == 30
+        assert abs(total["joint_error_deg"] - track["joint_error_deg"]) < 1e-3

@@ -57,6 +57,9 @@ class ClipReport:
     import_seconds: float
     flagged: bool = False
     flag_reasons: list = dataclasses.field(default_factory=list)
+    # `import --track`: how well the physical character follows the clip (`motions track`'s figures:
+    # joint_error_deg, joint_error_p95_deg, key_body_error_cm, key_body_error_p95_cm, saturated_share)
+    track: dict | None = None
 
     def summary(self) -> str:
         worst = max(self.point_error_cm, key=lambda p: self.point_error_cm[p]["mean"])

@@ -273,3 +273,37 @@ def test_import_with_track_and_motions_track_on_the_output(tmp_path, capsys):
         total = json.loads(capsys.readouterr().out)["total"]
         assert total["control_steps"] == 30
         assert abs(total["joint_error_deg"] - track["joint_error_deg"]) < 1e-3
+
+
+@pytest.mark.timeout(120)
+def test_play_an_imported_clip_beside_its_source_skeleton(tmp_path, sword_shield, capsys):
+    """`motions play CLIP --source=FILE.bvh --video`: the source skeleton (left) beside the character
+    (right), one frame per clip frame, twice as wide; the BVH's up axis and unit from the report."""
+    from ase_jax import render
+
+    problem = render.gl_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    import mediapy
+
+    _, points = _other_skeleton_bvh(tmp_path / "other.bvh", sword_shield, frames=10)  # cm, Y up, 60 fps
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump({"name": "other", "points": points}))
+    assert motions_main(["import", str(tmp_path / "other.bvh"), f"--out={tmp_path / 'out'}",
+                         f"--map={tmp_path / 'map.yaml'}"]) == 0
+    video = tmp_path / "side.mp4"
+    args = ["play", str(tmp_path / "out" / "other.npy"), f"--source={tmp_path / 'other.bvh'}", "--width=64",
+            "--height=48"]
+    assert motions_main([*args, f"--video={video}"]) == 0
+    assert "(10 frames, 128x48" in capsys.readouterr().out
+    render.use_ffmpeg()
+    frames = mediapy.read_video(video)
+    assert frames.shape == (10, 48, 128, 3)
+    assert frames[:, :, :64].std() > 1 and frames[:, :, 64:].std() > 1  # both sides drawn
+    # the source skeleton's joints are Z-up metres at the clip's rate, feet on the floor
+    from ase_jax.motions.source_view import source_skeleton
+
+    pos, parents, mapped = source_skeleton(tmp_path / "other.bvh", 30.0, tmp_path / "out" / "other.report.json")
+    assert pos.shape == (10, 18, 3) and parents[0] == -1 and mapped.sum() == 0  # custom map file: not highlighted
+    assert 1.2 < pos[0, :, 2].max() - pos[0, :, 2].min() < 2.0
+    assert motions_main([*args]) == 1  # --source without --video
+    assert "--source needs --video" in capsys.readouterr().err

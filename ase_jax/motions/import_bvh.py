@@ -79,7 +79,9 @@ def retarget_file(path, character: Character, options: ImportOptions):
     report = measure(character, qpos, options.fps, result.point_names, result.point_error,
                      source=str(path), clip=None, map=joint_map.name, up=info.up, unit_scale=info.unit_scale,
                      source_height_m=round(info.height_m, 4), proportion_scale=round(info.proportion_scale, 4),
-                     source_fps=info.fps, import_seconds=0.0)
+                     source_fps=info.fps, import_seconds=0.0,
+                     rest_pose_difference_deg=round(info.rest_pose_difference_deg, 2),
+                     rotations_matched=info.rotations_matched)
     if report.mean_error_cm > options.max_error_cm:
         report.flagged = True
         report.flag_reasons.append(f"mean key-body error {report.mean_error_cm:.2f} cm > {options.max_error_cm:g} cm")

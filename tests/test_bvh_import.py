@@ -16,6 +16,7 @@ from ase_jax.motions.__main__ import main as motions_main  # noqa: E402
 from ase_jax.motions.bvh import euler_to_quat, quat_to_euler, read_bvh, write_bvh  # noqa: E402
 from ase_jax.motions.convert import convert_clip  # noqa: E402
 from ase_jax.motions.dataset import load_dataset  # noqa: E402
+from ase_jax.motions.kinematics import forward_kinematics  # noqa: E402
 from ase_jax.motions.npy_format import load_clip  # noqa: E402
 from ase_jax.motions.retarget import up_rotation  # noqa: E402
 from conftest import REPO_ROOT  # noqa: E402
@@ -253,3 +254,128 @@ def test_reader_gives_file_units_and_rotation_orders(tmp_path):
     _, expected = forward_kinematics(quat.from_xyzw(clip.local_rotation[:3]), clip.root_translation[:3],
                                      clip.skeleton.parent_indices, clip.skeleton.local_translation)
     assert np.abs(motion.positions() - expected).max() < 1e-5
+
+
+@pytest.mark.timeout(120)
+def test_import_with_track_and_motions_track_on_the_output(tmp_path, capsys):
+    """`import --track` adds `motions track`'s figures to the report; `motions track` reads the
+    import's dataset.yaml and clip and gives the same figures."""
+    _clip_as_bvh(tmp_path / "walk.bvh", frames=31)
+    assert motions_main(["import", str(tmp_path / "walk.bvh"), f"--out={tmp_path / 'out'}", "--track"]) == 0
+    out = capsys.readouterr().out
+    assert "tracked by the simulated character" in out
+    track = json.loads((tmp_path / "out" / "walk.report.json").read_text())["track"]
+    assert set(track) == {"joint_error_deg", "joint_error_p95_deg", "key_body_error_cm", "key_body_error_p95_cm",
+                          "saturated_share"}
+    # the bundled walk is tracked within a few degrees (BENCHMARKS.md: 0.8 deg mean, 1.9 cm)
+    assert 0 < track["joint_error_deg"] < 3.0 and 0 < track["key_body_error_cm"] < 6.0
+    for path in (tmp_path / "out" / "dataset.yaml", tmp_path / "out" / "walk.npy"):
+        assert motions_main(["track", str(path), "--json"]) == 0
+        total = json.loads(capsys.readouterr().out)["total"]
+        assert total["control_steps"] == 30
+        assert abs(total["joint_error_deg"] - track["joint_error_deg"]) < 1e-3
+
+
+@pytest.mark.timeout(120)
+def test_play_an_imported_clip_beside_its_source_skeleton(tmp_path, sword_shield, capsys):
+    """`motions play CLIP --source=FILE.bvh --video`: the source skeleton (left) beside the character
+    (right), one frame per clip frame, twice as wide; the BVH's up axis and unit from the report."""
+    from ase_jax import render
+
+    problem = render.gl_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    import mediapy
+
+    _, points = _other_skeleton_bvh(tmp_path / "other.bvh", sword_shield, frames=10)  # cm, Y up, 60 fps
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump({"name": "other", "points": points}))
+    assert motions_main(["import", str(tmp_path / "other.bvh"), f"--out={tmp_path / 'out'}",
+                         f"--map={tmp_path / 'map.yaml'}"]) == 0
+    video = tmp_path / "side.mp4"
+    args = ["play", str(tmp_path / "out" / "other.npy"), f"--source={tmp_path / 'other.bvh'}", "--width=64",
+            "--height=48"]
+    assert motions_main([*args, f"--video={video}"]) == 0
+    assert "(10 frames, 128x48" in capsys.readouterr().out
+    render.use_ffmpeg()
+    frames = mediapy.read_video(video)
+    assert frames.shape == (10, 48, 128, 3)
+    assert frames[:, :, :64].std() > 1 and frames[:, :, 64:].std() > 1  # both sides drawn
+    # the source skeleton's joints are Z-up metres at the clip's rate, feet on the floor
+    from ase_jax.motions.source_view import source_skeleton
+
+    pos, parents, mapped = source_skeleton(tmp_path / "other.bvh", 30.0, tmp_path / "out" / "other.report.json")
+    assert pos.shape == (10, 18, 3) and parents[0] == -1 and mapped.sum() == 0  # custom map file: not highlighted
+    assert 1.2 < pos[0, :, 2].max() - pos[0, :, 2].min() < 2.0
+    assert motions_main([*args]) == 1  # --source without --video
+    assert "--source needs --video" in capsys.readouterr().err
+
+
+def _tpose_bvh(path, frames, prefix="", tips=False):
+    """The walk from a source whose rest pose is a T-pose (arms horizontal; the character's hang
+    down): every arm joint's frame is turned 90 deg about x from the character's, the offsets and
+    local rotations changed so that the joint positions are the walk's. prefix: renames the joints
+    (then a map is needed); tips: adds crown and toe joints."""
+    clip = load_clip(WALK)
+    sk = clip.skeleton
+    names, parents = list(sk.node_names), list(sk.parent_indices)
+    offsets = np.asarray(sk.local_translation, np.float64)
+    glob, _ = forward_kinematics(quat.from_xyzw(clip.local_rotation)[:frames], clip.root_translation[:frames],
+                                 sk.parent_indices, offsets)
+    rest = np.tile([1.0, 0, 0, 0], (len(names), 1))  # source joint frame in the character's body frame
+    for side, sign in (("right", 1.0), ("left", -1.0)):
+        for b in (f"{side}_upper_arm", f"{side}_lower_arm", f"{side}_hand"):
+            rest[names.index(b)] = quat.from_axis_angle(np.array([1.0, 0, 0]), np.array(sign * np.pi / 2))
+    src_offsets = np.array([quat.rotate(quat.conj(rest[p]), o) if p >= 0 else o for o, p in zip(offsets, parents)])
+    glob = quat.mul(glob, rest)
+    local = np.array(glob)
+    for j, p in enumerate(parents):
+        if p >= 0:
+            local[:, j] = quat.mul(quat.conj(glob[:, p]), glob[:, j])
+    if tips:
+        for name, parent, offset in (("crown", "head", (0, 0, 0.175)), ("right_toe", "right_foot", (0.12, 0, -0.045)),
+                                     ("left_toe", "left_foot", (0.12, 0, -0.045))):
+            names.append(name)
+            parents.append(names.index(parent))
+            src_offsets = np.vstack([src_offsets, offset])
+            local = np.concatenate([local, np.tile([1.0, 0, 0, 0], (local.shape[0], 1, 1))], axis=1)
+    write_bvh(path, [prefix + n for n in names], parents, src_offsets, clip.root_translation[:frames],
+              quat.normalize(local), clip.fps)
+    assert np.abs(src_offsets[names.index("right_lower_arm")] - [0, -0.275, 0]).max() < 1e-3  # horizontal
+    return clip
+
+
+@pytest.mark.timeout(120)
+def test_a_t_pose_source(tmp_path, sword_shield, capsys):
+    """A source whose rest pose is not the character's (T-pose arms vs arms down) retargets by joint
+    positions alone, so its rest pose does not matter; a same-frames map (our own names) with such a
+    rest pose does not match rotations (they would be 90 deg off) and the report says why."""
+    from ase_jax.motions.bvh_maps import character_points
+
+    clip = _tpose_bvh(tmp_path / "tpose.bvh", 40, prefix="Src_", tips=True)
+    points = {p.name: "Src_" + p.body for p in character_points() if not p.name.endswith(("_top", "_toe"))}
+    points.update(head_top="Src_crown", right_toe="Src_right_toe", left_toe="Src_left_toe")
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump({"name": "tpose", "points": points}))
+    assert motions_main(["import", str(tmp_path / "tpose.bvh"), f"--out={tmp_path / 'out'}",
+                         f"--map={tmp_path / 'map.yaml'}"]) == 0
+    report = json.loads((tmp_path / "out" / "tpose.report.json").read_text())
+    assert report["rest_pose_difference_deg"] > 80 and not report["rotations_matched"]
+    assert report["mean_error_cm"] < 1.0 and not report["flagged"]
+    original = convert_clip(clip, sword_shield).qpos[:40]
+    imported = convert_clip(load_clip(tmp_path / "out" / "tpose.npy"), sword_shield).qpos
+    ids = [sword_shield.body_names.index(b) for b in KEY_BODIES[:4]]  # hands and feet
+    err = np.linalg.norm(_body_positions(sword_shield, original)[:, ids] - _body_positions(sword_shield, imported)[:, ids],
+                         axis=-1)
+    assert err.max() < 0.03, err.max()
+
+    # our own joint names (map `ase`, same frames) but a T-pose rest: rotations are not matched
+    _tpose_bvh(tmp_path / "tpose_ase.bvh", 20)
+    assert motions_main(["import", str(tmp_path / "tpose_ase.bvh"), f"--out={tmp_path / 'out2'}"]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "out2" / "tpose_ase.report.json").read_text())
+    assert report["map"] == "ase" and report["rest_pose_difference_deg"] > 80 and not report["rotations_matched"]
+    assert report["mean_error_cm"] < 1.0  # with the rotations 90 deg off matched too: 6.3 cm, flagged
+    # the round trip of our own skeleton (same rest pose) still matches rotations
+    _clip_as_bvh(tmp_path / "walk.bvh", frames=5)
+    assert motions_main(["import", str(tmp_path / "walk.bvh"), f"--out={tmp_path / 'out3'}"]) == 0
+    report = json.loads((tmp_path / "out3" / "walk.report.json").read_text())
+    assert report["rest_pose_difference_deg"] < 1e-3 and report["rotations_matched"]

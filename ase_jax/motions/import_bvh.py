@@ -12,6 +12,10 @@ A clip whose mean key-body error is above --max_error_cm is flagged: its report 
 is not (unless --force). A file that cannot be imported (malformed or truncated BVH, no root
 translation, NaNs, frame time 0, a skeleton no map fits) gets one error line and nothing written;
 the others are still imported, and the command exits with status 1.
+
+With --track each written clip is also simulated as `python -m ase_jax.motions track` does (C MuJoCo,
+the env's PD drive, root driven along the clip; a few seconds per clip): one more line per clip and
+a `track` entry in its report, saying how well the physical character can follow it.
 """
 
 from __future__ import annotations
@@ -75,7 +79,9 @@ def retarget_file(path, character: Character, options: ImportOptions):
     report = measure(character, qpos, options.fps, result.point_names, result.point_error,
                      source=str(path), clip=None, map=joint_map.name, up=info.up, unit_scale=info.unit_scale,
                      source_height_m=round(info.height_m, 4), proportion_scale=round(info.proportion_scale, 4),
-                     source_fps=info.fps, import_seconds=0.0)
+                     source_fps=info.fps, import_seconds=0.0,
+                     rest_pose_difference_deg=round(info.rest_pose_difference_deg, 2),
+                     rotations_matched=info.rotations_matched)
     if report.mean_error_cm > options.max_error_cm:
         report.flagged = True
         report.flag_reasons.append(f"mean key-body error {report.mean_error_cm:.2f} cm > {options.max_error_cm:g} cm")
@@ -96,10 +102,30 @@ def write_dataset(path: Path, clip_files: list[str], weights: list[float]) -> No
     _write_atomic(path, lambda p: p.write_text(header + yaml.safe_dump(doc, sort_keys=False)))
 
 
+TRACK_FIELDS = ("joint_error_deg", "joint_error_p95_deg", "key_body_error_cm", "key_body_error_p95_cm",
+                "saturated_share")
+
+
+def track_summary(clip_path, character: Character) -> dict:
+    """`motions track`'s figures of one written clip (C MuJoCo, the env's PD drive and limits)."""
+    from ase_jax.motions.track import track_dataset
+
+    _, _, total = track_dataset(clip_path, character)
+    return {f: round(float(getattr(total, f)), 4) for f in TRACK_FIELDS}
+
+
+def track_line(path, track: dict) -> str:
+    return (f"{path}: tracked by the simulated character: joint error {track['joint_error_deg']:.1f} deg (p95 "
+            f"{track['joint_error_p95_deg']:.1f}), key-body error {track['key_body_error_cm']:.1f} cm (p95 "
+            f"{track['key_body_error_p95_cm']:.1f}), a drive at its torque limit on "
+            f"{100 * track['saturated_share']:.0f}% of physics steps")
+
+
 def import_files(files, out_dir, options: ImportOptions, weights=None, force: bool = False, echo=print,
-                 error=None) -> tuple[list[ClipReport], int]:
+                 error=None, track: bool = False) -> tuple[list[ClipReport], int]:
     """Imports every file into out_dir; returns (reports of the files that got one, number of
-    files that failed or were flagged and not written)."""
+    files that failed or were flagged and not written). track: also simulate each written clip
+    (`track_summary`) into its report."""
     error = error or (lambda message: cli.error(message))
     character = load_character(options.character)
     if weights is not None and len(weights) != len(files):
@@ -130,6 +156,9 @@ def import_files(files, out_dir, options: ImportOptions, weights=None, force: bo
             written_weights.append(1.0 if weights is None else float(weights[k]))
             echo(f"{file} -> {clip_path}{' (flagged, written with --force)' if report.flagged else ''}: "
                  f"{report.summary()}")
+            if track:
+                report.track = track_summary(clip_path, character)
+                echo(track_line(clip_path, report.track))
         report_path = out_dir / f"{name}.report.json"
         _write_atomic(report_path, lambda p: p.write_text(json.dumps(dataclasses.asdict(report), indent=1) + "\n"))
         reports.append(report)
@@ -170,7 +199,8 @@ def run_import(args) -> int:
                             max_error_cm=args.max_error_cm)
     if args.map is not None and args.map not in bvh_maps.BUILTIN_MAPS:
         bvh_maps.load_map(args.map)  # a bad map file is one error before any file is read
-    reports, failed = import_files(args.files, args.out, options, weights=args.weights, force=args.force)
+    reports, failed = import_files(args.files, args.out, options, weights=args.weights, force=args.force,
+                                   track=args.track)
     if failed:
         print(f"{failed} of {len(args.files)} files not imported (see above)", file=sys.stderr)
         return 1
@@ -197,4 +227,7 @@ def add_import_parser(subparsers) -> None:
     p.add_argument("--max_error_cm", type=cli.positive_float, default=MAX_MEAN_ERROR_CM,
                    help=f"flag a clip whose mean key-body error is above this (default {MAX_MEAN_ERROR_CM:g})")
     p.add_argument("--force", action="store_true", help="write flagged clips too")
+    p.add_argument("--track", action="store_true",
+                   help="also simulate each written clip as `motions track` does (seconds per clip) and "
+                        "report how well the physical character follows it")
     p.set_defaults(func=run_import)

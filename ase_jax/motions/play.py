@@ -4,6 +4,8 @@ Each frame's qpos comes from converting the clip for its character (`convert.con
 you see is exactly the state the motion library and the discriminator's demonstrations use. With
 `--video` the clip is rendered offscreen to a video at the clip's fps; without it MuJoCo's viewer
 plays it in a loop. A dataset (.yaml) plays one clip (`--clip NAME`) or all of them in sequence.
+With `--source=FILE.bvh` (and `--video`) the BVH an imported clip came from is drawn as a skeleton
+beside the character, twice as wide (`motions/source_view.py`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ def load_clips(path, clip: str | None = None, character: str | None = None) -> t
     return char, [convert_clip(r, char) for r in raw]
 
 
+def clips_path(path, clip: str | None = None):
+    """The .npy file of a clip path, or of `clip` in a dataset (its NAME.report.json sits beside it)."""
+    entries = read_dataset_entries(path)
+    if clip is not None:
+        entries = [e for e in entries if e.path.name.removesuffix(".npy") == clip.removesuffix(".npy")]
+    return entries[0].path
+
+
 def playback_qpos(clips: list[ClipStates], fps: float | None = None) -> tuple[np.ndarray, float]:
     """(T, nq) qpos of the clips one after another, and the fps (default: the first clip's).
     A clip at another fps is resampled to the nearest frame."""
@@ -60,17 +70,25 @@ def run_play(args) -> int:
         if args.width < 16 or args.height < 16:
             raise AseInputError(f"--width and --height must be at least 16, got {args.width}x{args.height}")
         qpos, fps = playback_qpos(clips)
+        if args.source is not None and (args.video is None or len(clips) != 1):
+            raise AseInputError("--source needs --video and one clip (a .npy, or --clip NAME of a dataset)")
         for c in clips:
             console.print(f"{c.name}: {c.num_frames} frames at {c.fps:g} fps ({c.length:.2f} s)", highlight=False)
         if args.video is None:
             render.view(char.model, qpos, fps)
             return 0
-        frames = render.render_frames(char.model, qpos, width=args.width, height=args.height)
+        if args.source is not None:
+            from ase_jax.motions.source_view import side_by_side
+
+            frames = side_by_side(char.model, qpos, fps, args.source, clips_path(args.path, args.clip),
+                                  width=args.width, height=args.height)
+        else:
+            frames = render.render_frames(char.model, qpos, width=args.width, height=args.height)
         path = render.write_video(args.video, frames, fps)
     except AseInputError as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 1
-    console.print(f"wrote {path} ({len(frames)} frames, {args.width}x{args.height}, {fps:g} fps, "
+    console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {fps:g} fps, "
                   f"character {char.name})", highlight=False, soft_wrap=True)
     return 0
 
@@ -85,4 +103,7 @@ def add_play_parser(subparsers) -> None:
     p.add_argument("--height", type=cli.positive_int, default=480, help="video height in pixels (default 480)")
     p.add_argument("--character", default=None, choices=sorted(CHARACTERS),
                    help="character to play on (default: the one whose skeleton matches)")
+    p.add_argument("--source", default=None,
+                   help="with --video: the BVH file the clip was imported from, drawn as a skeleton beside "
+                        "the character (the video is twice as wide)")
     p.set_defaults(func=run_play)

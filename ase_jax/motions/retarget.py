@@ -49,6 +49,10 @@ ORIENTATION_COST = 0.3  # per radian, where the source's joint frames are the ch
 POSTURE_PREVIOUS_COST = 0.02
 POSTURE_REST_COST = 0.002
 IK_DAMPING = 1e-4
+# A same-frames map (our own skeleton's names) matches the joints' rotations only if the source's rest
+# pose is the character's: with a bone more than this far off (a T-pose source, say) its joint frames
+# are not the character's and only positions are matched.
+REST_POSE_TOLERANCE_DEG = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,8 @@ class SourceInfo:
     height_m: float  # rest-pose height, head above feet, in metres
     proportion_scale: float  # character leg length / source leg length (applied to the root path)
     fps: float
+    rest_pose_difference_deg: float = 0.0  # largest angle between a source and a character rest bone
+    rotations_matched: bool = False  # orientation targets used (a same-frames map and matching rest poses)
 
 
 def _rest_height_vector(motion: BvhMotion, joint_map: JointMap) -> np.ndarray:
@@ -162,8 +168,9 @@ def source_targets(motion: BvhMotion, joint_map: JointMap, character: Character,
         rest_dir = char_rest[p.name] - char_rest[p.parent]
         direction = np.where(length > 1e-9, bone / np.maximum(length, 1e-9), rest_dir / np.linalg.norm(rest_dir))
         targets[p.name] = targets[p.parent] + direction * np.linalg.norm(rest_dir)
+    rest_deg = rest_pose_difference_deg(src_rest, char_rest, points)
     orientations = {}
-    if joint_map.same_frames:
+    if joint_map.same_frames and rest_deg <= REST_POSE_TOLERANCE_DEG:
         q_up = np.zeros(4)
         mujoco.mju_mat2Quat(q_up, rot.reshape(-1))
         global_rot, _ = forward_kinematics(motion.local_rotation, motion.root_translation, motion.parent_indices,
@@ -173,7 +180,23 @@ def source_targets(motion: BvhMotion, joint_map: JointMap, character: Character,
             if p.local == (0, 0, 0):
                 g = global_rot[:, idx[joint_map.points[p.name]]]
                 orientations[p.name] = quat.normalize(quat.mul(quat.mul(q_up, g), quat.conj(q_up)))
-    return targets, orientations, SourceInfo(up, unit_scale, height * unit_scale, float(scale), motion.fps)
+    return targets, orientations, SourceInfo(up, unit_scale, height * unit_scale, float(scale), motion.fps,
+                                             rest_deg, bool(orientations))
+
+
+def rest_pose_difference_deg(src_rest: dict, char_rest: dict, points) -> float:
+    """Largest angle (degrees) between a bone (point minus its parent point) of the source's rest
+    pose and the same bone of the character's (Z up, both): 0 when the rest poses agree, about 90 for
+    a T-pose source retargeted onto a character whose arms hang down."""
+    worst = 0.0
+    for p in points:
+        if p.parent is None:
+            continue
+        a, b = src_rest[p.name] - src_rest[p.parent], char_rest[p.name] - char_rest[p.parent]
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        if na > 1e-9 and nb > 1e-9:
+            worst = max(worst, float(np.degrees(np.arccos(np.clip(a @ b / (na * nb), -1.0, 1.0)))))
+    return worst
 
 
 # ----------------------------------------------------------------------------------------------

@@ -57,6 +57,13 @@ class ClipReport:
     import_seconds: float
     flagged: bool = False
     flag_reasons: list = dataclasses.field(default_factory=list)
+    # `import --track`: how well the physical character follows the clip (`motions track`'s figures:
+    # joint_error_deg, joint_error_p95_deg, key_body_error_cm, key_body_error_p95_cm, saturated_share)
+    track: dict | None = None
+    # the largest angle between a source rest-pose bone and the character's (a T-pose source: ~90), and
+    # whether joint rotations were matched too (a same-frames map whose rest pose is the character's)
+    rest_pose_difference_deg: float = 0.0
+    rotations_matched: bool = False
 
     def summary(self) -> str:
         worst = max(self.point_error_cm, key=lambda p: self.point_error_cm[p]["mean"])

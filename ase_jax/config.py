@@ -157,6 +157,9 @@ class PPOConfig:
     actor_units: tuple = _field((1024, 1024, 512), "actor MLP sizes")
     critic_units: tuple = _field((1024, 1024, 512), "critic MLP sizes")
     normalize_obs_clip: float = _field(5.0, "clamp of normalised observations", _positive)
+    normalize_value_clip: float = _field(5.0, "clamp of normalised values: the critic's output before it is "
+                                         "denormalised and the normalised return targets (the reference's, "
+                                         "rl_games' RunningMeanStd); 0 disables it", _non_negative)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ rewards and its loss; this module supplies the rest:
     split_over_devices / pmapped_init / compile_train_fns   the device split and the pmap boundary
     make_optimizer                                           Adam, optional clip, non-finite skip
     init_normalizer / normalize / update_normalizer          running observation and value statistics
+    denormalize_values / normalize_returns                   value units, with the reference's ±5 clamp
     sample_actions                                           the fixed-std Gaussian policy
     advantages_and_returns                                   GAE, then standardised advantages
     ppo_loss                                                 clipped actor + critic + bounds terms
@@ -112,7 +113,8 @@ def ppo_actor_loss(
 
 
 def critic_loss(values: jax.Array, returns: jax.Array) -> jax.Array:
-    """Mean over all samples of (R - V)^2, both in normalised units; no value clipping (docs/reference.md §5.4)."""
+    """Mean over all samples of (R - V)^2, both in normalised units; no PPO value clipping (rl_games'
+    `clip_value`, off in the reference; docs/reference.md §5.4)."""
     return jnp.mean(jnp.square(returns - values))
 
 
@@ -247,8 +249,28 @@ def normalize(x: jax.Array, state: Normalizer, clip: float | None) -> jax.Array:
     return running_statistics.normalize(x, state, max_abs_value=clip)
 
 
-def denormalize(x: jax.Array, state: Normalizer) -> jax.Array:
+def denormalize(x: jax.Array, state: Normalizer, clip: float | None = None) -> jax.Array:
+    """x x std + mean; with `clip` > 0, x is first clamped to [-clip, clip] (rl_games' `unnorm`)."""
+    if clip:
+        x = jnp.clip(x, -clip, clip)
     return running_statistics.denormalize(x, state)
+
+
+def value_clip(ppo: PPOConfig) -> float | None:
+    """The clamp of normalised values (`normalize_value_clip`), None when it is off (0)."""
+    return ppo.normalize_value_clip or None
+
+
+def denormalize_values(values: jax.Array, value_norm: Normalizer, ppo: PPOConfig) -> jax.Array:
+    """The critic's output (normalised units) in return units for GAE: clamped to
+    ±`normalize_value_clip` first, as rl_games' value normaliser does (docs/reference.md §5.4)."""
+    return denormalize(values, value_norm, value_clip(ppo))
+
+
+def normalize_returns(returns: jax.Array, value_norm: Normalizer, ppo: PPOConfig) -> jax.Array:
+    """The critic's target: returns in normalised units, clamped to ±`normalize_value_clip`
+    (docs/reference.md §5.4)."""
+    return normalize(returns, value_norm, value_clip(ppo))
 
 
 def update_normalizer(state: Normalizer, batch: jax.Array) -> Normalizer:
@@ -281,12 +303,12 @@ def advantages_and_returns(rewards, values, next_values, done, terminated, mask,
 
 
 def ppo_loss(mu, values, minibatch: dict, mask, value_norm: Normalizer, ppo: PPOConfig):
-    """(loss, metrics): clipped surrogate + critic_coef x value loss (normalised returns) +
+    """(loss, metrics): clipped surrogate + critic_coef x value loss (normalised returns, clamped) +
     bounds_coef x action-bounds loss. `minibatch` holds actions, log_prob, advantages and returns
     from the rollout; `mask` weights the actor and bounds terms (docs/reference.md §5.4)."""
     log_prob = gaussian_log_prob(minibatch["actions"], mu, ppo.action_log_std)
     actor = ppo_actor_loss(log_prob, minibatch["log_prob"], minibatch["advantages"], mask, ppo.ppo_clip)
-    critic = critic_loss(values, running_statistics.normalize(minibatch["returns"], value_norm))
+    critic = critic_loss(values, normalize_returns(minibatch["returns"], value_norm, ppo))
     bounds = bounds_loss(mu, mask)
     total = actor + ppo.critic_coef * critic + ppo.bounds_coef * bounds
     return total, {"loss/actor": actor, "loss/critic": critic, "loss/bounds": bounds}

@@ -173,8 +173,8 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
             rewards = (ase.disc_reward_w * disc_reward / reward_norm["disc"].std
                        + ase.enc_reward_w * enc_reward / reward_norm["enc"].std)
 
-        value = lambda o: ppo.denormalize(
-            nets.critic_apply(state.params["critic"], norm(o, state.obs_norm), traj.latents), state.value_norm)
+        value = lambda o: ppo.denormalize_values(
+            nets.critic_apply(state.params["critic"], norm(o, state.obs_norm), traj.latents), state.value_norm, hp)
         values = value(traj.obs)
         advantages, returns, raw_advantage_std = ppo.advantages_and_returns(
             rewards, values, value(traj.next_obs), traj.done, traj.terminated, traj.stochastic, hp)

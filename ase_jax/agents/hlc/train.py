@@ -124,8 +124,8 @@ def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.
     def train_step(state: HLCState):
         key, k_roll, k_update = jax.random.split(state.key, 3)
         env_state, traj = rollout(state, k_roll)
-        value = lambda o: ppo.denormalize(critic.apply(state.params["critic"], norm(o, state.obs_norm)),
-                                          state.value_norm)
+        value = lambda o: ppo.denormalize_values(critic.apply(state.params["critic"], norm(o, state.obs_norm)),
+                                                 state.value_norm, hp)
         values = value(traj["obs"])
         ones = jnp.ones_like(values)
         advantages, returns, raw_advantage_std = ppo.advantages_and_returns(

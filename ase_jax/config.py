@@ -115,8 +115,9 @@ class EnvConfig:
     demo_history: int = _field(10, "frames in the discriminator's observation history (numAMPObsSteps)", _positive)
     episode_length: int = _field(300, "control steps per episode (an episode ends at episode_length - 1)", _at_least(3))
     physics_steps_per_control_step: int = _field(4, "MuJoCo steps of 1/120 s per 30 Hz policy step", _positive)
-    state_init: str = _field("hybrid", "initial states: default (spawn pose), reference (motion data) or hybrid",
-                             _one_of("default", "reference", "hybrid"))
+    state_init: str = _field("hybrid", "initial states: default (spawn pose), reference (motion data at a random "
+                             "time), start (a clip's first frame) or hybrid (reference or default)",
+                             _one_of("default", "reference", "start", "hybrid"))
     hybrid_init_prob: float = _field(0.5, "probability of a reference-state start under hybrid init", _probability)
     fall_init_prob: float = _field(0.1, "probability of starting from a fallen pose", _probability)
     recovery_episode_prob: float = _field(0.2, "probability that a fall continues as a get-up episode", _probability)

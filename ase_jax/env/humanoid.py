@@ -178,11 +178,15 @@ class HumanoidEnv:
         qvel = jnp.zeros(nv)
         use_ref = jnp.asarray(False)
         if self.motion_lib is not None and self.config.state_init != "default":
-            ref_prob = 1.0 if self.config.state_init == "reference" else self.config.hybrid_init_prob
+            ref_prob = self.config.hybrid_init_prob if self.config.state_init == "hybrid" else 1.0
             use_ref = ~recovery & ~fall & (u[2] < ref_prob)
             k_clip, k_time = jax.random.split(k_ref)
             clip = ml.sample_clips(self.motion_lib, k_clip)
-            times = ml.history_times(ml.sample_times(self.motion_lib, k_time, clip), self.history, self.control_dt)
+            # start: the clip's first frame, as the reference's StateInit.Start (the history before it
+            # holds the first frame, as the motion library clamps times to the clip)
+            start = (jnp.zeros(()) if self.config.state_init == "start"
+                     else ml.sample_times(self.motion_lib, k_time, clip))
+            times = ml.history_times(start, self.history, self.control_dt)
             ref = ml.state_at(self.motion_lib, jnp.full(times.shape, clip), times)
             qpos = jnp.where(use_ref, ref.qpos[0], qpos)
             qvel = jnp.where(use_ref, ref.qvel[0], qvel)

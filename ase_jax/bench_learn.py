@@ -296,16 +296,16 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     def result() -> dict:
         done = last["iteration"]
         device_bytes = peak_memory().get("peak_device_bytes")  # None on the CPU, which keeps no statistics
-        segment.update(end_iteration=done, compile_s=round(segment["compile_s"], 1),
-                       train_wall_s=round(segment["train_wall_s"], 1),
-                       peak_device_memory_gib=None if device_bytes is None else round(device_bytes / 2**30, 2))
-        every = [*segments, segment]
+        this = dict(segment, end_iteration=done, compile_s=round(segment["compile_s"], 1),
+                    train_wall_s=round(segment["train_wall_s"], 1),
+                    peak_device_memory_gib=None if device_bytes is None else round(device_bytes / 2**30, 2))
+        every = [*segments, this]
         train_s = sum(s["train_wall_s"] for s in every)
         timed = sum(s["timed_iterations"] for s in every) * per_iteration
         peaks = [s["peak_device_memory_gib"] for s in every if s.get("peak_device_memory_gib") is not None]
         return {
             "protocol": dataclasses.asdict(protocol),
-            "command": command, "device": segment["device"], "platform": jax.devices()[0].platform,
+            "command": command, "device": this["device"], "platform": jax.devices()[0].platform,
             "num_devices": jax.local_device_count(), "jax": jax.__version__, "seed": config.run.seed,
             "config": to_dict(config), "iterations": done, "samples": done * per_iteration,
             "compile_s": round(sum(s["compile_s"] for s in every), 1), "train_wall_s": round(train_s, 1),
@@ -316,10 +316,12 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
             "summary": improvement_summary(rows), "reference_comparison": reference_comparison(rows), "rows": rows,
         }
 
+    def evaluate_state(state):
+        return evaluate(first_device(state.params), first_device(state.obs_norm), first_device(state.amp_norm))
+
     def evaluation(done_iterations):
         start = time.perf_counter()
-        metrics, qpos = evaluate(first_device(last["state"].params), first_device(last["state"].obs_norm),
-                                 first_device(last["state"].amp_norm))
+        metrics, qpos = evaluate_state(last["state"])
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
         if done_iterations == segment["start_iteration"]:
             segment["compile_s"] += time.perf_counter() - start  # the evaluation's compile
@@ -373,8 +375,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
 
     train_loop(config, fns, console, "bench learn", progress_fn=progress, next_steps=NEXT_STEPS)
     if protocol.video and last["qpos"] is None:  # resumed with nothing left to train: the video of the state as saved
-        state = last["state"]
-        _, last["qpos"] = evaluate(first_device(state.params), first_device(state.obs_norm), first_device(state.amp_norm))
+        _, last["qpos"] = evaluate_state(last["state"])
     done = last["iteration"]
     out_result = result()
     (out / "learn.json").write_text(json.dumps(out_result, indent=2))

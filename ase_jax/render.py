@@ -94,13 +94,34 @@ def gl_problem() -> str | None:
     return None
 
 
+def add_geom(scene: mujoco.MjvScene, kind, size, pos, rgba) -> None:
+    """A decoration geom (unrotated) added to a rendered scene; nothing once the scene is full."""
+    if scene.ngeom >= scene.maxgeom:
+        return
+    mujoco.mjv_initGeom(scene.geoms[scene.ngeom], kind, np.asarray(size, np.float64), np.asarray(pos, np.float64),
+                        np.eye(3).ravel(), rgba)
+    scene.ngeom += 1
+
+
 def _add_marker(scene: mujoco.MjvScene, pos, size: float = 0.12) -> None:
     """A red sphere at `pos`; nothing when `pos` is NaN (a task with no target to draw)."""
-    if scene.ngeom >= scene.maxgeom or not np.all(np.isfinite(pos)):
-        return
-    mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_SPHERE, np.array([size, 0.0, 0.0]),
-                        np.asarray(pos, np.float64), np.eye(3).ravel(), TARGET_RGBA)
-    scene.ngeom += 1
+    if np.all(np.isfinite(pos)):
+        add_geom(scene, mujoco.mjtGeom.mjGEOM_SPHERE, [size, 0.0, 0.0], pos, TARGET_RGBA)
+
+
+def follow_camera(xy) -> mujoco.MjvCamera:
+    """The follow camera: a free camera at a fixed distance, elevation and azimuth, looking at the
+    point over `xy` at FOLLOW_HEIGHT; `follow` moves it after the character."""
+    cam = mujoco.MjvCamera()
+    cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+    cam.distance, cam.elevation, cam.azimuth = FOLLOW_DISTANCE, FOLLOW_ELEVATION, FOLLOW_AZIMUTH
+    cam.lookat[:] = [xy[0], xy[1], FOLLOW_HEIGHT]
+    return cam
+
+
+def follow(cam: mujoco.MjvCamera, xy) -> None:
+    """The follow camera's look-at point a FOLLOW_SMOOTHING step towards the point over `xy`."""
+    cam.lookat[:2] += FOLLOW_SMOOTHING * (np.asarray(xy[:2]) - cam.lookat[:2])
 
 
 def render_frames(model: mujoco.MjModel, qpos_seq, width: int = 640, height: int = 480, camera="follow",
@@ -117,19 +138,14 @@ def render_frames(model: mujoco.MjModel, qpos_seq, width: int = 640, height: int
     if target is not None:
         target = np.broadcast_to(np.asarray(target, np.float64), (len(qpos_seq), 3))
     data = mujoco.MjData(model)
-    cam = camera
-    if camera == "follow":
-        cam = mujoco.MjvCamera()
-        cam.type = mujoco.mjtCamera.mjCAMERA_FREE
-        cam.distance, cam.elevation, cam.azimuth = FOLLOW_DISTANCE, FOLLOW_ELEVATION, FOLLOW_AZIMUTH
-        cam.lookat[:] = [qpos_seq[0, 0], qpos_seq[0, 1], FOLLOW_HEIGHT]
+    cam = follow_camera(qpos_seq[0, :2]) if camera == "follow" else camera
     frames = np.empty((len(qpos_seq), height, width, 3), np.uint8)
     with make_renderer(model, width, height) as renderer:
         for t, qpos in enumerate(qpos_seq):
             data.qpos[:] = qpos
             mujoco.mj_forward(model, data)
             if camera == "follow":
-                cam.lookat[:2] += FOLLOW_SMOOTHING * (qpos[:2] - cam.lookat[:2])
+                follow(cam, qpos[:2])
             renderer.update_scene(data, camera=cam)
             if target is not None:
                 _add_marker(renderer.scene, target[t])

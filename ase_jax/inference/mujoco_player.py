@@ -282,23 +282,23 @@ class Simulation:
             self.task_state = dict(self.task_state, **fresh)
         self._high = None
 
-    def fallen(self) -> bool:
+    def fallen(self, contacts: termination.Contacts | None = None) -> bool:
         """The env's fall test (docs/reference.md §4.3, `termination.has_fallen`): a non-foot body
         touches something and a non-foot body is below its termination height (contacts of the last
-        physics step, as in the env)."""
+        physics step, as in the env; read from the data unless given)."""
         nb = self.character.num_bodies
-        return bool(termination.has_fallen(termination.mujoco_contacts(self.data), self.data.xpos[1: 1 + nb, 2],
-                                           self.scene))
+        contacts = termination.mujoco_contacts(self.data) if contacts is None else contacts
+        return bool(termination.has_fallen(contacts, self.data.xpos[1: 1 + nb, 2], self.scene))
 
     def terminated(self) -> bool:
         """The env's termination test before its step and recovery conditions: a fall, or the task's
         termination (e.g. strike: the target hit while a body other than the feet and the striking arm
         touches something)."""
-        if self.fallen():
+        contacts = termination.mujoco_contacts(self.data)
+        if self.fallen(contacts):
             return True
         if self.task is None:
             return False
-        contacts = termination.mujoco_contacts(self.data)
         return bool(self.task.terminated(self.task_state, self._view(), contacts, self.scene))
 
     # --- control -------------------------------------------------------------------------------

@@ -75,16 +75,6 @@ def source_skeleton(bvh_path, fps: float, report_path=None, map_name: str | None
     return pos, np.asarray(motion.parent_indices), mapped
 
 
-def _add_geom(scene, kind, size, pos, rgba) -> None:
-    import mujoco
-
-    if scene.ngeom >= scene.maxgeom:
-        return
-    mujoco.mjv_initGeom(scene.geoms[scene.ngeom], kind, np.asarray(size, np.float64), np.asarray(pos, np.float64),
-                        np.eye(3).ravel(), rgba)
-    scene.ngeom += 1
-
-
 def _add_bone(scene, a, b) -> None:
     import mujoco
 
@@ -114,22 +104,19 @@ def render_skeleton_frames(positions, parents, mapped=None, width: int = 640, he
         model.stat.extent, model.vis.map.znear, model.vis.map.zfar = like.stat.extent, like.vis.map.znear, like.vis.map.zfar
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    cam = mujoco.MjvCamera()
-    cam.type = mujoco.mjtCamera.mjCAMERA_FREE
-    cam.distance, cam.elevation, cam.azimuth = render.FOLLOW_DISTANCE, render.FOLLOW_ELEVATION, render.FOLLOW_AZIMUTH
-    cam.lookat[:] = [positions[0, 0, 0], positions[0, 0, 1], render.FOLLOW_HEIGHT]
+    cam = render.follow_camera(positions[0, 0, :2])
     frames = np.empty((len(positions), height, width, 3), np.uint8)
     sphere = mujoco.mjtGeom.mjGEOM_SPHERE
     with render.make_renderer(model, width, height) as renderer:
         for t, pos in enumerate(positions):
-            cam.lookat[:2] += render.FOLLOW_SMOOTHING * (pos[0, :2] - cam.lookat[:2])
+            render.follow(cam, pos[0, :2])
             renderer.update_scene(data, camera=cam)
             scene = renderer.scene
             for j, p in enumerate(parents):
                 if p >= 0:
                     _add_bone(scene, pos[p], pos[j])
             for j in range(len(parents)):
-                _add_geom(scene, sphere, [JOINT_RADIUS, 0, 0], pos[j], MAPPED_RGBA if mapped[j] else OTHER_RGBA)
+                render.add_geom(scene, sphere, [JOINT_RADIUS, 0, 0], pos[j], MAPPED_RGBA if mapped[j] else OTHER_RGBA)
             frames[t] = renderer.render()
     return frames
 

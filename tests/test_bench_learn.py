@@ -3,6 +3,7 @@ GPU evidence script's CPU dry run."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -219,23 +220,38 @@ def test_cpu_config_keeps_the_reference_algorithm():
 # --- the GPU evidence script, dry run -----------------------------------------------------------
 
 
-def evidence(out, *options, run, timeout=1150):
+def evidence(out, *options, run, timeout=1150, **environ):
     env = dict(os.environ, PYTHON=sys.executable, JAX_COMPILATION_CACHE_DIR=str(TEST_CACHE_DIR),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5", EVIDENCE_RUN=str(run))
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5", EVIDENCE_RUN=str(run), **environ)
     proc = subprocess.run(["bash", str(REPO_ROOT / "tools/gpu/evidence.sh"), str(out), *options], env=env,
                           capture_output=True, text=True, timeout=timeout)
     log = (out / "evidence.log").read_text() if (out / "evidence.log").is_file() else proc.stdout + proc.stderr
     return proc, log
 
 
+@pytest.fixture
+def evidence_run(tmp_path):
+    """The run folder; the background work, if a failing test left it running, is stopped after."""
+    run = tmp_path / "run"
+    yield run
+    pid_file = run / "background" / "pid"
+    if pid_file.is_file():
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 @pytest.mark.timeout(1500)
-def test_evidence_dry_run_two_calls_leave_their_files(tmp_path):
-    """The GPU script's two calls at tiny sizes: the first trains 2 iterations and leaves every file;
-    the second resumes the run folder to 4 iterations and adds the e0/e3 video."""
+def test_evidence_dry_run_calls_follow_and_resume_the_background_work(tmp_path, evidence_run):
+    """The GPU script's calls at tiny sizes. Call 1 starts the work in the background and follows it
+    to its end (2 iterations here, and every stage: bench all, the videos, diversity). Then, as if the
+    work had been killed, call 2 resumes the run from its checkpoint and returns at once while the
+    work goes on (4 iterations); call 3 follows that work to its end and gets the e0/e3 video."""
     from ase_jax import render
 
-    run, first, second = tmp_path / "run", tmp_path / "call1", tmp_path / "call2"
-    proc, log = evidence(first, "--dry-run", run=run)
+    run, first, second, third = evidence_run, tmp_path / "call1", tmp_path / "call2", tmp_path / "call3"
+    proc, log = evidence(first, "--dry-run", run=run, EVIDENCE_SAMPLES="64")
     files = sorted(p.name for p in first.iterdir())
     expected = {"evidence.log", "bench_all.json", "learn.json", "metrics.jsonl", "curves.png", "diversity.png"}
     if render.gl_problem() is None:
@@ -243,20 +259,29 @@ def test_evidence_dry_run_two_calls_leave_their_files(tmp_path):
     assert expected <= set(files), (files, log[-3000:])
     assert len(files) <= 8 and all((first / f).stat().st_size <= 16 * 2**20 for f in files)
     assert proc.returncode == 0, log[-3000:]
+    assert "runs in the background" in log and "the background work ended (exit 0)" in log
     learn = json.loads((first / "learn.json").read_text())
     assert learn["diversity"]["num_latents"] == 2 and learn["rows"][-1]["env_steps"] == 64
     bench = json.loads((first / "bench_all.json").read_text())
     assert "4" in bench["sizes"] and bench["sizes"]["4"]["train"]["env_steps_per_s"] > 0
     assert "=== summary" in log and "failed" not in log.split("=== summary")[-1]
 
-    proc, log = evidence(second, "--dry-run", "--continue", run=run)
+    (run / "background" / "status").unlink()  # as if the machine had killed the work
+    proc, log = evidence(second, "--dry-run", "--continue", run=run, EVIDENCE_FOLLOW="0")
+    assert proc.returncode == 0 and "resuming the run from its checkpoint" in log, log[-3000:]
+    assert "still running after 0 s" in log and "--continue within 30 s" in log
+
+    proc, log = evidence(third, "--dry-run", "--continue", run=run)
     assert proc.returncode == 0, log[-3000:]
-    assert "resumed from" in log and "=== summary" in log
-    learn = json.loads((second / "learn.json").read_text())
+    assert "following the background work" in log and "resumed from" in log and "=== summary" in log
+    learn = json.loads((third / "learn.json").read_text())
     assert [r["env_steps"] for r in learn["rows"]] == [0, 32, 64, 96, 128]
     assert [(s["start_iteration"], s["end_iteration"]) for s in learn["segments"]] == [(0, 2), (2, 4)]
     if render.gl_problem() is None:
-        assert (second / ("e0_e3" + render.video_suffix())).is_file()
+        assert (third / ("e0_e3" + render.video_suffix())).is_file()
+
+    proc, log = evidence(tmp_path / "call4", "--dry-run", "--continue", run=run, timeout=60)
+    assert proc.returncode == 0 and "had ended (exit 0)" in log  # a call after the end: the files as they are
 
 
 def test_evidence_continue_without_a_run_stops_at_once(tmp_path):

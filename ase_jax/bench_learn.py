@@ -141,6 +141,7 @@ class Protocol:
 def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks, protocol: Protocol):
     """`evaluate(params, obs_norm, amp_norm) -> (metrics, qpos of the first characters)`, compiled once."""
     from ase_jax.env import HumanoidEnv
+    from ase_jax.inference.rollout import reset_batch, unroll
     from ase_jax.inference.skill_metrics import demo_transition_frames, squared_distances
 
     n, steps = protocol.eval_envs, max(2, round(protocol.eval_seconds / env.control_dt))
@@ -165,16 +166,13 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
 
     @jax.jit
     def evaluate(params, obs_norm, amp_norm):
-        def step(state, _):
+        def policy(carry, state, t):  # deterministic actions; extras: how much they change with z
             obs = ppo.normalize(state.obs, obs_norm, clip)
-            mu = nets.actor_apply(params["actor"], obs, z)
-            mu_other = nets.actor_apply(params["actor"], obs, z_other)
-            state = jax.vmap(eval_env.step)(state, jnp.clip(mu, -1.0, 1.0))
-            z_gap = jnp.sqrt(jnp.mean(jnp.square(jnp.clip(mu, -1, 1) - jnp.clip(mu_other, -1, 1)), axis=-1))
-            return state, (state.next_amp_obs.reshape(n, -1), state.done, z_gap, state.data.qpos[:shown])
+            mu, mu_other = (jnp.clip(nets.actor_apply(params["actor"], obs, latent), -1.0, 1.0) for latent in (z, z_other))
+            return carry, mu, jnp.sqrt(jnp.mean(jnp.square(mu - mu_other), axis=-1))
 
-        start = jax.vmap(eval_env.reset)(jax.random.split(k_reset, n))
-        _, (amp, done, z_gap, qpos) = jax.lax.scan(step, start, None, steps)
+        record = lambda s, z_gap: (s.next_amp_obs.reshape(n, -1), s.done, z_gap, s.data.qpos[:shown])
+        _, _, (amp, done, z_gap, qpos) = unroll(eval_env, reset_batch(eval_env, k_reset, n), policy, steps, record)
         # Steps up to and including the first fall (the fall is the policy's doing); none after it.
         alive = (jnp.cumsum(done, axis=0) - done) == 0
         w = alive.astype(jnp.float32)

@@ -21,95 +21,21 @@ target; strike: the target box is part of the scene).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 
 from ase_jax import render  # first: picks the headless GL backend before mujoco is imported
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from ase_jax import cli  # noqa: E402
 from ase_jax.errors import AseInputError  # noqa: E402
 from ase_jax.inference.latents import check_latent_spec, parse_latent, slerp  # noqa: E402
+from ase_jax.inference.rollout import PLAYBACK_OVERRIDES, latent_rollout, load_for_playback, task_rollout  # noqa: E402
 
-VIDEO_FPS = 30
-# Playback overrides: start standing, and never time out (the clip's length decides).
-PLAYBACK_OVERRIDES = {"fall_init_prob": 0.0, "recovery_episode_prob": 0.0, "episode_length": 1_000_000_000}
-
-_LOADED: dict = {}  # (workdir, step) -> (Pretrained, jitted reset, jitted step); compiled once per process
-
-
-def load(checkpoint):
-    """The pre-trained model of a run folder or checkpoint folder and its compiled reset/step (cached)."""
-    from ase_jax.inference.pretrained import load_pretrained
-    from ase_jax.checkpoint import find_checkpoint
-
-    key = tuple(map(str, find_checkpoint(checkpoint)))
-    if key not in _LOADED:
-        pretrained = load_pretrained(checkpoint, **PLAYBACK_OVERRIDES)
-        env = pretrained.env
-
-        def step(params, obs_norm, state, z):
-            model = dataclasses.replace(pretrained, params=params, obs_norm=obs_norm)
-            return jax.vmap(env.step)(state, model.action(state.obs, z))
-
-        # reset is compiled for one env and stacked, so a grid of any size compiles only its step.
-        _LOADED[key] = (pretrained, jax.jit(env.reset), jax.jit(step))
-    return _LOADED[key]
-
-
-# --- latents -------------------------------------------------------------------------------------
-
-
-# --- rollout and playback ------------------------------------------------------------------------
-
-
-def rollout(checkpoint, latents: np.ndarray, seed: int = 0) -> np.ndarray:
-    """qpos (N, T, nq) of N characters for T control steps; latents (N, T, latent_dim), one per step.
-    Frame 0 is the initial state; the latent of the last step is not used."""
-    pretrained, reset, step = load(checkpoint)
-    n, t = latents.shape[:2]
-    starts = [reset(k) for k in jax.random.split(jax.random.PRNGKey(seed), n)]
-    state = jax.tree.map(lambda *x: jnp.stack(x), *starts)
-    z = jnp.asarray(latents, jnp.float32)
-    qpos = [state.data.qpos]
-    for i in range(t - 1):
-        state = step(pretrained.params, pretrained.obs_norm, state, z[:, i])
-        qpos.append(state.data.qpos)
-    return np.asarray(jnp.stack(qpos, axis=1))
-
-
-def task_rollout(policy, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(qpos (T, nq), target marker (T, 3), NaN where the task draws none) of a task policy over
-    T = `steps` control steps, the first being the initial state. Compiled once per process."""
-    key = ("task", id(policy), steps)
-    if key not in _LOADED:
-        env, hold = policy.env, policy.steps_per_action
-
-        def run(rng):
-            state = env.reset(rng)
-
-            def high(state, _):
-                z = policy.high_level_action(state.obs)
-
-                def low(state, _):
-                    state = env.step(state, policy.low_level_action(state.obs, z))
-                    return state, (state.data.qpos, env.task.marker(state.task, state.data))
-
-                return jax.lax.scan(low, state, None, hold)
-
-            first = (state.data.qpos[None], env.task.marker(state.task, state.data)[None])
-            _, (qpos, marker) = jax.lax.scan(high, state, None, -(-(steps - 1) // hold))
-            qpos, marker = (x.reshape((-1,) + x.shape[2:]) for x in (qpos, marker))
-            return tuple(jnp.concatenate([a, b])[:steps] for a, b in zip(first, (qpos, marker)))
-
-        _LOADED[key] = jax.jit(run)
-    qpos, marker = _LOADED[key](jax.random.PRNGKey(seed))
-    return np.asarray(qpos), np.asarray(marker)
+VIDEO_FPS = 30  # one frame per control step
 
 
 def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, width: int, height: int,
@@ -174,7 +100,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
         raise AseInputError(f"--task={task}: {checkpoint} is a pre-training run; give a task run "
                             f"(python -m ase_jax.task --name={task} --llc=...) to watch a task policy")
 
-    pretrained, _, _ = load(checkpoint)
+    pretrained, _ = load_for_playback(checkpoint)
     dim = pretrained.config.ase.latent_dim
     steps = max(1, round(seconds * VIDEO_FPS))
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), max(grid or 1, 2))
@@ -187,7 +113,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
         latents = np.broadcast_to(parse_latent(specs[0], dim, keys[0]), (1, steps, dim))
     console.print(f"{checkpoint} (checkpoint {pretrained.step}): {latents.shape[0]} character(s), "
                   f"{steps} steps at {VIDEO_FPS} Hz", highlight=False, soft_wrap=True)
-    qpos = rollout(checkpoint, latents, seed)
+    qpos = latent_rollout(checkpoint, latents, seed)
     model = pretrained.env.mj_model
     if video is None:
         render.view(model, qpos[0], VIDEO_FPS)

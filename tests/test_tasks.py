@@ -147,6 +147,21 @@ def tiny_llc(tiny_pretrained_run):
     return tiny_pretrained_run
 
 
+@pytest.mark.timeout(120)
+def test_each_task_env_gets_its_config_overrides(sword_shield):
+    """A task's config_overrides reach the env that task training and playback build (getup starts
+    every episode fallen); no other task changes the config."""
+    from ase_jax.tasks import task_env
+
+    for name in TASKS:
+        base = load_config("task_tiny", {"name": name})
+        config, env = task_env(base, sword_shield)
+        expected = {"fall_init_prob": 1.0} if name == "getup" else {}
+        changed = {k: getattr(config.env, k) for k in vars(config.env) if getattr(config.env, k) != getattr(base.env, k)}
+        assert changed == expected, name
+        assert env.config.fall_init_prob == config.env.fall_init_prob
+
+
 def test_heading_on_frozen_llc_end_to_end(tiny_llc, tiny_heading_run):
     tmp_path, metrics = tiny_heading_run
     for key in ("loss/total", "reward/task", "reward/disc", "episode/length"):

@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.errors import AseInputError
 
 
@@ -26,7 +27,7 @@ def parse_latent(spec: str, latent_dim: int, key: jax.Array) -> np.ndarray:
     """A unit latent (latent_dim,) from a spec: eK, random (drawn with `key`) or FILE.npy."""
     check_latent_spec(spec)
     if spec == "random":
-        z = np.asarray(jax.random.normal(key, (latent_dim,)), np.float64)
+        z = np.asarray(sample_latents(key, (), latent_dim), np.float64)
     elif re.fullmatch(r"e\d+", spec):
         k = int(spec[1:])
         if k >= latent_dim:

@@ -10,7 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.env import observations as obs_lib
+from ase_jax.inference.rollout import latent_policy, reset_batch, unroll
 from ase_jax.motions import library as ml
 
 
@@ -80,16 +82,13 @@ def agent_transitions(pretrained, num_latents: int, steps: int, seed: int = 0) -
     """Features of the policy's transitions, one random latent per character held for `steps` steps."""
     env = pretrained.env
     k_reset, k_z = jax.random.split(jax.random.PRNGKey(seed))
-    z = jax.random.normal(k_z, (num_latents, pretrained.config.ase.latent_dim))
-    z = z / jnp.linalg.norm(z, axis=-1, keepdims=True)
+    z = sample_latents(k_z, (num_latents,), pretrained.config.ase.latent_dim)
 
     @jax.jit
-    def rollout(state):
-        def step(s, _):
-            s = jax.vmap(env.step)(s, pretrained.action(s.obs, z))
-            return s, (s.next_amp_obs[:, :2].reshape(num_latents, -1), s.done)
-        return jax.lax.scan(step, state, None, steps)[1]
+    def run(start):
+        record = lambda s, _: (s.next_amp_obs[:, :2].reshape(num_latents, -1), s.done)
+        return unroll(env, start, latent_policy(pretrained.action, z), steps, record)[2]
 
-    pairs, done = rollout(jax.vmap(env.reset)(jax.random.split(k_reset, num_latents)))
+    pairs, done = run(reset_batch(env, k_reset, num_latents))
     pairs = pairs.reshape(-1, pairs.shape[-1])[np.asarray(done).reshape(-1) == 0]  # skip resets' stale pairs
     return _pair_features(pairs, pretrained.amp_norm, env.amp_obs_size)

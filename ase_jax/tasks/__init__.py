@@ -28,5 +28,5 @@ def task_env(config, character):
     from ase_jax.env import HumanoidEnv
 
     task = make_task(config.task.name)
-    config = config.replace(**getattr(task, "config_overrides", {}))
+    config = config.replace(**task.config_overrides)
     return config, HumanoidEnv(config.env, character, None, task, seed=config.run.seed)

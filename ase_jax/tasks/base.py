@@ -2,11 +2,15 @@
 termination. Tasks are small and independent; the registry in `ase_jax.tasks` names them.
 
 A task's state is a dict of arrays for one environment (the env vmaps it). Every method is pure
-and jittable; `terminated` also runs on numpy arrays (the C MuJoCo player, ase_jax.inference.mujoco_player). Defaults: no props, no extra termination, targets resampled every
-randint(*change_steps) control steps (docs/reference.md §7).
+and jittable; `terminated` also runs on numpy arrays (the C MuJoCo player,
+ase_jax.inference.mujoco_player). Defaults: no props, no extra termination, no config overrides,
+targets resampled every randint(*change_steps) control steps (docs/reference.md §7).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +24,9 @@ class Task:
     # (ase_jax.inference.policy_file) publishes it and tests/test_tasks.py checks it against `observe`.
     obs_layout: tuple[tuple[str, int, str], ...] = ()
     change_steps: tuple[int, int] | None = (100, 200)  # targets change after randint(lo, hi) steps
+    # Config keys the task sets for its env, as flags name them (getup: every episode starts fallen);
+    # `tasks.task_env` applies them for training and playback alike.
+    config_overrides: Mapping[str, object] = MappingProxyType({})
 
     @property
     def obs_size(self) -> int:

@@ -214,13 +214,14 @@ if [ -d "$RUN/checkpoints" ]; then
 import sys
 import numpy as np
 from ase_jax import play, render
+from ase_jax.inference.rollout import latent_rollout, load_for_playback
 run, out, flags = sys.argv[1], sys.argv[2], dict(a[2:].split("=", 1) for a in sys.argv[3:])
 seconds, width, height = float(flags["seconds"]), int(flags["width"]), int(flags["height"])
-pretrained, _, _ = play.load(run)
+pretrained, _ = load_for_playback(run)
 dim = pretrained.config.ase.latent_dim
 steps = max(1, round(seconds * play.VIDEO_FPS))
 latents = np.stack([np.broadcast_to(np.eye(dim)[k], (steps, dim)) for k in (0, 3)])
-qpos = play.rollout(run, latents)  # both latents in one batched rollout, one compile
+qpos = latent_rollout(run, latents)  # both latents in one batched rollout, one compile
 tiles = [render.render_frames(pretrained.env.mj_model, q, width=width, height=height) for q in qpos]
 path = render.write_video(out + render.video_suffix(), render.grid(tiles, 2), play.VIDEO_FPS)
 print(f"wrote {path}")

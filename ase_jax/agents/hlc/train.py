@@ -50,6 +50,34 @@ def llc_state(llc: Pretrained | None) -> dict:
     return {} if llc is None else {"params": llc.params, "obs_norm": llc.obs_norm, "amp_norm": llc.amp_norm}
 
 
+def held_latent_step(step, act, disc_reward, llc_steps: int, env_state):
+    """One high-level step: `llc_steps` low-level steps of the batched `step(state, actions)` with
+    the frozen LLC's `act(obs)` (the latent held). Returns (env state after the last low-level step,
+    per-env outcome): task and disc rewards averaged over the steps up to and including the one
+    that ended the episode, the observation after that step, done and terminated if any step ended
+    it, and the summed episode-length and non-finite metrics of those steps. Low-level steps after
+    the end (in the episode the env reset into) count for nothing (the module docstring says why)."""
+
+    def low(carry, _):
+        s, out, count = carry
+        s = step(s, act(s.obs))
+        alive = 1.0 - out["done"]  # low-level steps after an episode ended do not count
+        out = {"task_reward": out["task_reward"] + alive * s.reward,
+               "disc_reward": out["disc_reward"] + alive * disc_reward(s.next_amp_obs),
+               "next_obs": jnp.where(alive[:, None] > 0, s.next_obs, out["next_obs"]),
+               "done": jnp.maximum(out["done"], s.done),
+               "terminated": jnp.maximum(out["terminated"], alive * s.terminated),
+               "episode_length": out["episode_length"] + alive * s.metrics["episode_length"],
+               "nonfinite": out["nonfinite"] + alive * s.metrics["nonfinite"]}
+        return (s, out, count + alive), None
+
+    zeros = jnp.zeros(env_state.done.shape)
+    out = {"task_reward": zeros, "disc_reward": zeros, "next_obs": env_state.obs, "done": zeros,
+           "terminated": zeros, "episode_length": zeros, "nonfinite": zeros}
+    (s, out, count), _ = jax.lax.scan(low, (env_state, out, zeros), None, llc_steps)
+    return s, dict(out, task_reward=out["task_reward"] / count, disc_reward=out["disc_reward"] / count)
+
+
 def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.TrainFns:
     hp, task = config.ppo, config.task
     devices, local_envs, local_batch, num_minibatches = ppo.split_over_devices(hp)
@@ -89,26 +117,9 @@ def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.
                        "done": s.done, "terminated": s.terminated, "episode_length": s.metrics["episode_length"],
                        "nonfinite": s.metrics["nonfinite"]}
         z = action / jnp.maximum(jnp.linalg.norm(action, axis=-1, keepdims=True), 1e-6)
-
-        def low(carry, _):
-            s, out, count = carry
-            s = jax.vmap(env.step)(s, llc_act(frozen, s.obs, z))
-            alive = 1.0 - out["done"]  # low-level steps after an episode ended do not count
-            out = {"task_reward": out["task_reward"] + alive * s.reward,
-                   "disc_reward": out["disc_reward"] + alive * llc_disc_reward(frozen, s.next_amp_obs.reshape(
-                       local_envs, -1)),
-                   "next_obs": jnp.where(alive[:, None] > 0, s.next_obs, out["next_obs"]),
-                   "done": jnp.maximum(out["done"], s.done),
-                   "terminated": jnp.maximum(out["terminated"], alive * s.terminated),
-                   "episode_length": out["episode_length"] + alive * s.metrics["episode_length"],
-                   "nonfinite": out["nonfinite"] + alive * s.metrics["nonfinite"]}
-            return (s, out, count + alive), None
-
-        zeros = jnp.zeros(local_envs)
-        out = {"task_reward": zeros, "disc_reward": zeros, "next_obs": env_state.obs, "done": zeros,
-               "terminated": zeros, "episode_length": zeros, "nonfinite": zeros}
-        (s, out, count), _ = jax.lax.scan(low, (env_state, out, zeros), None, llc_steps)
-        return s, dict(out, task_reward=out["task_reward"] / count, disc_reward=out["disc_reward"] / count)
+        return held_latent_step(jax.vmap(env.step), lambda obs: llc_act(frozen, obs, z),
+                                lambda amp_obs: llc_disc_reward(frozen, amp_obs.reshape(local_envs, -1)),
+                                llc_steps, env_state)
 
     def rollout(state: HLCState, key):
         def step(env_state, key):

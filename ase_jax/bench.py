@@ -73,7 +73,7 @@ def make_env(config) -> HumanoidEnv:
     lib = None
     if config.env.state_init != "default":
         lib = build_motion_lib(load_dataset(resolve_path(config.env.motions), character), character)
-    return HumanoidEnv(config.env, character, lib, seed=config.run.seed)
+    return HumanoidEnv(config.env, character, lib, seed=config.run.seed, num_envs=config.ppo.num_envs)
 
 
 def bench_env(config, steps: int, cached_compile: bool = False) -> dict:

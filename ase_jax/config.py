@@ -123,7 +123,8 @@ class EnvConfig:
     recovery_episode_prob: float = _field(0.2, "probability that a fall continues as a get-up episode", _probability)
     recovery_steps: int = _field(60, "get-up counter: a fall or recovery episode cannot end in its first "
                                  "recovery_steps - 1 control steps (as the reference)", _non_negative)
-    num_fall_states: int = _field(512, "fallen poses generated at start-up for fall initialisation", _positive)
+    num_fall_states: int = _field(0, "fallen poses generated at start-up for fall initialisation; 0: one per env "
+                                  "(num_envs, as the reference); none are made where fall_init_prob is 0", _non_negative)
     early_termination: bool = _field(True, "end an episode when a non-foot body touches the ground low down")
     pd_torque_limit: str = _field("gear", "limit F of the PD drive's total torque clip(kp (q* - q) - kd qdot, -F, F): "
                                   "gear (the MJCF's forcerange, the reference motor gear), a factor of it such as "

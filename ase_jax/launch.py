@@ -25,7 +25,8 @@ def build_pretrain(config: Config):
     """(env, dataset) of a pre-training config: the character, its motion data and the env."""
     character = load_character(config.env.character)
     dataset = load_dataset(resolve_path(config.env.motions), character)
-    env = HumanoidEnv(config.env, character, build_motion_lib(dataset, character), seed=config.run.seed)
+    env = HumanoidEnv(config.env, character, build_motion_lib(dataset, character), seed=config.run.seed,
+                      num_envs=config.ppo.num_envs)
     return env, dataset
 
 

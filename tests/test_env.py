@@ -200,6 +200,31 @@ def test_fall_initialisation_starts_a_recovery(sword_shield, bundled_lib):
     assert np.all(np.asarray(s.data.qpos[:, 2]) < 0.6), "fall starts should put the character on the ground"
 
 
+def test_fall_states_one_per_env_by_default_and_none_without_fall_starts(sword_shield, monkeypatch):
+    """num_fall_states=0 (the default, as the reference) makes one fallen pose per env; an env in
+    which no episode starts fallen (playback, evaluation) makes none; 0 without the number of envs
+    is refused in one line."""
+    from ase_jax.env import humanoid
+    from ase_jax.errors import AseInputError
+
+    made = []
+    real = humanoid.make_fall_states
+    monkeypatch.setattr(humanoid, "make_fall_states", lambda character, num, *a: made.append(num) or real(character, 2, *a))
+    default = load_config("default")
+    assert default.env.num_fall_states == 0
+    HumanoidEnv(dataclasses.replace(default.env, state_init="default"), sword_shield, num_envs=24)
+    assert made == [24]
+    HumanoidEnv(dataclasses.replace(default.env, state_init="default", num_fall_states=5), sword_shield, num_envs=24)
+    assert made == [24, 5]
+    playback = dataclasses.replace(default.env, state_init="default", fall_init_prob=0.0)
+    env = HumanoidEnv(playback, sword_shield)
+    assert made == [24, 5]
+    start = jax.jit(env.reset)(jax.random.PRNGKey(0))  # no fall start, so the default pose
+    np.testing.assert_allclose(np.asarray(start.data.qpos), env.mj_model.qpos0, atol=1e-6)
+    with pytest.raises(AseInputError, match="num_fall_states=0.*num_fall_states=N"):
+        HumanoidEnv(dataclasses.replace(default.env, state_init="default"), sword_shield)
+
+
 def test_recovery_episode_keeps_its_discriminator_history(env, state0, sword_shield, bundled_lib):
     """A recovery start continues from the fallen state with its real past frames (no frozen copy)."""
     config = load_config("tiny", {"recovery_episode_prob": 1.0, "fall_init_prob": 0.0, "num_fall_states": 8})

@@ -70,10 +70,11 @@ def scene_model(config: EnvConfig, character: Character, task=None):
 
 class HumanoidEnv:
     """ASE's humanoid with reference-state, default, hybrid and fall initialisation
-    (an `ase_jax.env.interface.Env`). `seed` picks the fallen poses generated at start-up."""
+    (an `ase_jax.env.interface.Env`). `seed` picks the fallen poses generated at start-up: `num_fall_states`
+    of them, or `num_envs` (the number of envs that will run it) where that is 0, as the reference."""
 
     def __init__(self, config: EnvConfig, character: Character, motion_lib: ml.MotionLib | None = None, task=None,
-                 seed: int = 0):
+                 seed: int = 0, num_envs: int | None = None):
         if config.state_init != "default" and motion_lib is None:
             raise AseInputError(f"state_init='{config.state_init}' starts episodes from motion data, and this env "
                                 f"has none; use state_init=default")
@@ -104,8 +105,15 @@ class HumanoidEnv:
         # (ase_jax.env.termination, shared with the C MuJoCo player).
         self.scene = termination.Scene.of(model, character)
         self._default_qpos = jnp.asarray(model.qpos0, jnp.float32)
-        self._fall_qpos = jnp.asarray(make_fall_states(
-            character, config.num_fall_states, seed, config.self_collision, config.pd_torque_limit), jnp.float32)
+        # Fallen poses (docs/reference.md §4.5), none where no episode starts fallen (playback, evaluation).
+        self._fall_qpos = self._default_qpos[None, : self._nq]
+        if config.fall_init_prob > 0:
+            count = config.num_fall_states or num_envs
+            if not count:
+                raise AseInputError("num_fall_states=0 makes one fallen pose per env, and this env was built "
+                                    "without its number of envs; give num_fall_states=N")
+            self._fall_qpos = jnp.asarray(make_fall_states(
+                character, count, seed, config.self_collision, config.pd_torque_limit), jnp.float32)
         self._blank_data = mjx.make_data(self.mjx_model, device=self._device)
 
     def physics_step(self, data: mjx.Data, target: jax.Array) -> mjx.Data:

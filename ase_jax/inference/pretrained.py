@@ -58,5 +58,5 @@ def load_pretrained(path, build_env: bool = True, **overrides) -> Pretrained:
     env = None
     if build_env:
         env = HumanoidEnv(dataclasses.replace(config.env, state_init="default"), load_character(config.env.character),
-                          seed=config.run.seed)
+                          seed=config.run.seed, num_envs=config.ppo.num_envs)
     return pretrained_from_arrays(config, arrays, layout, step, env=env)

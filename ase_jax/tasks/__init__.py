@@ -29,4 +29,4 @@ def task_env(config, character):
 
     task = make_task(config.task.name)
     config = config.replace(**task.config_overrides)
-    return config, HumanoidEnv(config.env, character, None, task, seed=config.run.seed)
+    return config, HumanoidEnv(config.env, character, None, task, seed=config.run.seed, num_envs=config.ppo.num_envs)

@@ -186,12 +186,13 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
         metrics = {
             "eval/survival": jnp.mean(jnp.sum(w, axis=0) - jnp.any(done, axis=0)) / steps,
             "eval/falls": jnp.mean(jnp.any(done, axis=0).astype(jnp.float32)),
-            "eval/enc_similarity": mean(jnp.sum(enc * z, -1)),
-            "eval/enc_similarity_shuffled": mean(jnp.sum(enc * z_other, -1)),
-            "eval/z_sensitivity": mean(z_gap),
             "eval/pose_error": mean(distance),
             "eval/clips_covered": jnp.sum(counts >= 0.01 * jnp.sum(counts)).astype(jnp.float32),
         }
+        if nets.latent_dim > 0:  # plain AMP (latent_dim 0) has no latent and no encoder: these are n/a
+            metrics.update({"eval/enc_similarity": mean(jnp.sum(enc * z, -1)),
+                            "eval/enc_similarity_shuffled": mean(jnp.sum(enc * z_other, -1)),
+                            "eval/z_sensitivity": mean(z_gap)})
         return metrics, jnp.swapaxes(qpos, 0, 1)
 
     return evaluate, eval_env
@@ -327,17 +328,19 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
                "train_wall_s": round(trained_before + segment["train_wall_s"], 2), **metrics}
         if window:
             row.update({k: float(np.mean([w[k] for w in window if k in w])) for k in window[-1]})
-        row["eval/enc_similarity_gap"] = row["eval/enc_similarity"] - row["eval/enc_similarity_shuffled"]
+        if "eval/enc_similarity" in row:
+            row["eval/enc_similarity_gap"] = row["eval/enc_similarity"] - row["eval/enc_similarity_shuffled"]
         rows.append(row)
+        fmt = lambda key, spec: "n/a" if row.get(key) is None else format(row[key], spec)  # n/a: plain AMP
         last["qpos"] = qpos
         # rewritten at every evaluation, so that a run cut short keeps its rows
         (out / "learn.json").write_text(json.dumps(result(), indent=2))
         console.print(
             f"{row['env_steps']:>10,} samples  {row['train_wall_s']:7.0f} s  survival {row['eval/survival']:.2f}  "
-            f"enc sim {row['eval/enc_similarity']:+.3f} (shuffled {row['eval/enc_similarity_shuffled']:+.3f})  "
+            f"enc sim {fmt('eval/enc_similarity', '+.3f')} (shuffled {fmt('eval/enc_similarity_shuffled', '+.3f')})  "
             f"pose err {row['eval/pose_error']:.2f}  clips {row['eval/clips_covered']:.0f}"
             + (f"  disc rew {row['train/reward_disc']:.3f}  acc demo/agent {row['train/disc_demo_accuracy']:.2f}/"
-               f"{row['train/disc_agent_accuracy']:.2f}  div loss {row['train/diversity_loss']:.4f}" if window else ""),
+               f"{row['train/disc_agent_accuracy']:.2f}  div loss {fmt('train/diversity_loss', '.4f')}" if window else ""),
             highlight=False)
         window.clear()
 

@@ -168,7 +168,8 @@ class PPOConfig:
 class ASEConfig:
     """Pre-training's adversarial and skill-discovery parts (docs/reference.md §5; ase_humanoid.yaml)."""
 
-    latent_dim: int = _field(64, "skill latent size", _positive)
+    latent_dim: int = _field(64, "skill latent size; 0: plain AMP (one style reward, no latent input, no encoder "
+                             "or diversity terms; configs/amp.yaml)", _non_negative)
     latent_steps_min: int = _field(1, "fewest control steps before a latent is resampled", _positive)
     latent_steps_max: int = _field(150, "latents are held for randint(min, max) steps (max exclusive)", _positive)
     style_units: tuple = _field((512, 256), "actor style-branch MLP sizes")
@@ -244,6 +245,21 @@ class RunConfig:
                                       "before giving up with an error", _positive)
 
 
+# The skill-discovery keys that plain AMP (latent_dim 0) has no use for, and the value each must have
+# there: a run that sets one of them is asking for something AMP cannot do, so it is refused.
+PLAIN_AMP_OFF = {"enc_reward_w": 0.0, "enc_coef": 0.0, "diversity_coef": 0.0, "separate_encoder": False,
+                 "enc_learning_rate": 0.0}
+
+
+def _check_plain_amp(ase: "ASEConfig") -> None:
+    """latent_dim 0 is plain AMP: no latent, no encoder, no diversity term, so their keys must be off."""
+    wrong = [f"{k}={getattr(ase, k)!r}" for k, off in PLAIN_AMP_OFF.items() if getattr(ase, k) != off]
+    if wrong:
+        fix = " ".join(f"--{k}={format_value(v)}" for k, v in PLAIN_AMP_OFF.items())
+        raise ConfigError(f"latent_dim=0 is plain AMP (no latent, no encoder, no diversity term), but {', '.join(wrong)} "
+                          f"{'asks' if len(wrong) == 1 else 'ask'} for skill discovery; use --config=amp, or set {fix}")
+
+
 SECTIONS: dict[str, type] = {"env": EnvConfig, "ppo": PPOConfig, "ase": ASEConfig, "task": TaskConfig,
                              "run": RunConfig}
 COMMANDS: dict[str, tuple[str, ...]] = {"pretrain": ("env", "ppo", "ase", "run"),
@@ -268,6 +284,8 @@ class Config:
             if self.ase.amp_minibatch_size > self.ppo.minibatch_size:
                 raise ConfigError(f"amp_minibatch_size={self.ase.amp_minibatch_size} must be <= minibatch_size="
                                   f"{self.ppo.minibatch_size}")
+            if self.ase.latent_dim == 0:
+                _check_plain_amp(self.ase)
             if self.ase.latent_steps_max <= self.ase.latent_steps_min:
                 raise ConfigError(f"latent_steps_max={self.ase.latent_steps_max} must be > latent_steps_min="
                                   f"{self.ase.latent_steps_min} (randint upper bound is exclusive)")

@@ -3,7 +3,8 @@
 Writes into DIR:
 
     llc.onnx      the low-level policy: (obs, z) -> (action, pd_target); the observation normaliser
-                  and the latent's unit normalisation are inside the graph
+                  and the latent's unit normalisation are inside the graph (a plain AMP run,
+                  latent_dim 0: obs -> (action, pd_target), no z input)
     hlc.onnx      task runs only: the high-level controller, obs -> latent (a unit z for llc.onnx),
                   or, for a --scratch task run, obs -> (action, pd_target)
     policy.json   what the graphs expect: observation layout, action -> PD target mapping, control
@@ -127,14 +128,18 @@ def llc_model(pretrained, character):
     actor = pretrained.params["actor"]["params"]
     obs = g.normalize_obs("obs", np.asarray(pretrained.obs_norm.mean), np.asarray(pretrained.obs_norm.std),
                           pretrained.config.ppo.normalize_obs_clip)
-    z = g.unit("z", 1e-12)
-    style = g.node("Tanh", [g.mlp(z, _layers(actor["style"]), "style")], "style_tanh")
-    hidden = g.node("Concat", [obs, style], "actor_input", axis=-1)
+    nets = pretrained.networks
+    inputs = {"obs": nets.obs_size}
+    hidden = obs
+    if nets.latent_dim > 0:  # plain AMP (latent_dim 0): mu(obs), no latent input
+        z = g.unit("z", 1e-12)
+        style = g.node("Tanh", [g.mlp(z, _layers(actor["style"]), "style")], "style_tanh")
+        hidden = g.node("Concat", [obs, style], "actor_input", axis=-1)
+        inputs["z"] = nets.latent_dim
     mu = g.mlp(hidden, _layers(actor["trunk"]), "trunk")
     action = g.clip(mu, -1.0, 1.0, output="action")
     g.pd_target(action, character.pd_offset, character.pd_scale)
-    nets = pretrained.networks
-    return g.model("ase_llc", {"obs": nets.obs_size, "z": nets.latent_dim},
+    return g.model("ase_llc", inputs,
                    {"action": nets.action_size, "pd_target": nets.action_size},
                    "ASE low-level policy (ase_jax): obs (raw) and latent z -> action in [-1, 1] and PD targets")
 

@@ -69,6 +69,9 @@ def load_llc(config: Config) -> Pretrained:
         llc = load_pretrained(config.task.llc, build_env=False)  # it drives the task's env
     except AseInputError as e:
         raise AseInputError(f"--llc={config.task.llc}: {e}") from None
+    if llc.config.ase.latent_dim == 0:
+        raise AseInputError(f"--llc={config.task.llc}: a plain AMP run (latent_dim 0) has no latent space for a "
+                            "high-level controller to steer; give an ASE run, or train the task with --scratch")
     for key in LLC_SHARED_KEYS:
         mine, theirs = getattr(config.env, key), getattr(llc.config.env, key)
         if mine != theirs:

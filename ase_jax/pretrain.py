@@ -30,7 +30,8 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.ppo.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
-    return train_loop(config, fns, console, "pretrain", max_iterations, next_steps=NEXT_STEPS)
+    next_steps = AMP_NEXT_STEPS if config.ase.latent_dim == 0 else NEXT_STEPS
+    return train_loop(config, fns, console, "pretrain", max_iterations, next_steps=next_steps)
 
 
 NEXT_STEPS = (
@@ -38,6 +39,11 @@ NEXT_STEPS = (
     "python -m ase_jax.play --checkpoint={workdir} --latent=e0                            # one skill, in the viewer",
     "python -m ase_jax.evaluate diversity --checkpoint={workdir}                          # clips the skills cover",
     "python -m ase_jax.task --name=heading --llc={workdir}                                # reuse the skills",
+)
+
+AMP_NEXT_STEPS = (  # plain AMP (latent_dim 0): one policy, no latents to pick, no skills for a task to reuse
+    "python -m ase_jax.play --checkpoint={workdir} --video={workdir}/amp.mp4          # the policy",
+    "python -m ase_jax.export --checkpoint={workdir} --out={workdir}/export           # ONNX + policy.json",
 )
 
 

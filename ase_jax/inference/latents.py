@@ -24,8 +24,15 @@ def check_latent_spec(spec: str) -> None:
 
 
 def parse_latent(spec: str, latent_dim: int, key: jax.Array) -> np.ndarray:
-    """A unit latent (latent_dim,) from a spec: eK, random (drawn with `key`) or FILE.npy."""
+    """A unit latent (latent_dim,) from a spec: eK, random (drawn with `key`) or FILE.npy. A plain
+    AMP policy (latent_dim 0) takes no latent: "random" (the default) gives the empty one, any other
+    spec is an error."""
     check_latent_spec(spec)
+    if latent_dim == 0:
+        if spec != "random":
+            raise AseInputError(f"latent '{spec}': this checkpoint is a plain AMP policy (latent_dim 0), which takes "
+                                "no latent; leave out --latent and --interpolate")
+        return np.zeros(0)
     if spec == "random":
         z = np.asarray(sample_latents(key, (), latent_dim), np.float64)
     elif re.fullmatch(r"e\d+", spec):

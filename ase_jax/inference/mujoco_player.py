@@ -134,8 +134,9 @@ def load_export(folder) -> Policy:
         hlc = session(meta["hlc"]) if "hlc" in meta else None
     except KeyError as e:
         raise AseInputError(f"{folder / JSON_FILE}: has no entry {e}; export the run again") from None
+    plain_amp = "llc" in meta and meta["llc"].get("latent_dim") == 0  # its llc.onnx has no z input
     return Policy(meta, env_config, character, task,
-                  None if llc is None else (lambda obs, z: llc(obs=obs, z=z)),
+                  None if llc is None else (lambda obs, z: llc(obs=obs)) if plain_amp else (lambda obs, z: llc(obs=obs, z=z)),
                   None if hlc is None else (lambda obs: hlc(obs=obs)), str(folder))
 
 
@@ -386,7 +387,7 @@ def view(sim: Simulation, z, console: Console) -> None:
             for key in keys:
                 if tasky and key == KEY_TARGET:
                     sim.move_target()
-                elif not tasky and key in (KEY_RANDOM, KEY_E0, KEY_E3):
+                elif not tasky and dim and key in (KEY_RANDOM, KEY_E0, KEY_E3):  # plain AMP (dim 0): no latent
                     presses += 1
                     spec = {KEY_RANDOM: "random", KEY_E0: "e0", KEY_E3: "e3"}[key]
                     z = _latent(spec, dim, sim.seed + 1000 * presses)

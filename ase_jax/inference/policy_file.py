@@ -101,6 +101,9 @@ def describe(config, character, step: int, source: str, task_policy=None) -> dic
 
 def _llc_entry(config, obs_size: int) -> dict:
     latent_dim = config.ase.latent_dim
+    if latent_dim == 0:  # plain AMP: the policy takes the observation alone
+        return {"file": LLC_FILE, "inputs": {"obs": obs_size}, "outputs": {"action": None, "pd_target": None},
+                "latent_dim": 0, "normalizer_clip": config.ppo.normalize_obs_clip}
     return {"file": LLC_FILE, "inputs": {"obs": obs_size, "z": latent_dim},
             "outputs": {"action": None, "pd_target": None}, "latent_dim": latent_dim,
             "z": "normalised to unit length inside the graph (e_k, or normalised N(0, I) draws)",

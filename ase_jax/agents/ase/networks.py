@@ -49,6 +49,8 @@ class Actor(nn.Module):
 
     The latent z passes through a style MLP ending in tanh; the trunk sees concat(obs, style).
     The style MLP's output layer is drawn U(-style_init_scale, style_init_scale) (the reference: 1).
+    With latent_dim 0 (plain AMP) there is no style branch: mu(obs) is the trunk on obs alone, the
+    reference AMP's actor (`amp_humanoid.yaml`); z, of shape (..., 0), is ignored.
     """
 
     action_size: int
@@ -59,6 +61,10 @@ class Actor(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, z: jax.Array) -> jax.Array:
+        if self.latent_dim == 0:
+            return brax_networks.MLP(
+                layer_sizes=tuple(self.units) + (self.action_size,), activation=nn.relu,
+                kernel_init=TORCH_DEFAULT_INIT, name="trunk")(obs)
         style = brax_networks.MLP(
             layer_sizes=tuple(self.style_units) + (self.latent_dim,), activation=nn.relu,
             kernel_init=TORCH_DEFAULT_INIT, output_kernel_init=symmetric_uniform(self.style_init_scale), name="style")(z)
@@ -69,7 +75,8 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Value V(obs, z) in normalised units, from concat(obs, z) (`AMPMLPNet`, docs/reference.md §5.2)."""
+    """Value V(obs, z) in normalised units, from concat(obs, z) (`AMPMLPNet`, docs/reference.md §5.2);
+    for plain AMP z has shape (..., 0) and the input is obs alone."""
 
     units: Sequence[int] = (1024, 1024, 512)
 
@@ -89,6 +96,7 @@ class DiscEnc(nn.Module):
     the encoder has hidden layers of its own of the same sizes (MimicKit's layout). Input is the
     normalised, flattened discriminator-observation history. `__call__` returns (logit, encoding);
     `logit` and `encode` compute one output only (use them with `apply(..., method=...)`).
+    With latent_dim 0 (plain AMP) there is no encoder: the encoding has shape (..., 0).
     """
 
     latent_dim: int = 64
@@ -104,7 +112,8 @@ class DiscEnc(nn.Module):
         if self.separate:
             self.enc_trunk = mlp()
         self.logit_layer = nn.Dense(1, kernel_init=symmetric_uniform(1.0))
-        self.enc_layer = nn.Dense(self.latent_dim, kernel_init=symmetric_uniform(0.1))
+        if self.latent_dim > 0:
+            self.enc_layer = nn.Dense(self.latent_dim, kernel_init=symmetric_uniform(0.1))
 
     def __call__(self, amp_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         features = self.trunk(amp_obs)
@@ -126,6 +135,8 @@ class DiscEnc(nn.Module):
         return jnp.squeeze(self.logit_layer(features), axis=-1)
 
     def _enc_head(self, features: jax.Array) -> jax.Array:
+        if self.latent_dim == 0:
+            return jnp.zeros(features.shape[:-1] + (0,), features.dtype)
         return l2_normalize(self.enc_layer(features))
 
 
@@ -237,7 +248,8 @@ def parameter_group(path: tuple[str, ...]) -> str:
 
 
 def sample_latents(key: jax.Array, shape: Sequence[int], latent_dim: int) -> jax.Array:
-    """Skill latents uniform on the unit sphere S^(latent_dim-1): normalised N(0, I) (docs/reference.md §5.1)."""
+    """Skill latents uniform on the unit sphere S^(latent_dim-1): normalised N(0, I) (docs/reference.md §5.1);
+    empty (shape (..., 0)) for plain AMP."""
     return l2_normalize(jax.random.normal(key, tuple(shape) + (latent_dim,)))
 
 

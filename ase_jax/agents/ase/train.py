@@ -12,6 +12,10 @@ this module holds what ASE adds. One iteration reads top-down:
        + diversity + discriminator (agent, replay and fresh demo samples) + encoder
     -> agent discriminator observations into the replay buffer
 
+Plain AMP (`ase.latent_dim: 0`, configs/amp.yaml; docs/reference.md §5.8) is the same iteration
+with the skill parts left out: no latents to follow or resample, the discriminator's style reward
+alone, and no diversity or encoder terms in the loss.
+
 As in the reference, the loss terms are summed with their coefficients and minimised by one
 optimiser, so each minibatch updates all networks at once. On purpose unlike the reference: demo
 samples are drawn fresh for every minibatch (the reference keeps a 200k demo buffer because
@@ -76,6 +80,7 @@ def eps_greedy_probs(num_envs: int, offset, total: int, enabled: bool) -> jax.Ar
 def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> ppo.TrainFns:
     """The pmapped `init(key)`, `step(state)` and `rollout(state)` over `num_devices` local devices."""
     hp, ase = config.ppo, config.ase
+    amp = ase.latent_dim == 0  # plain AMP: no latent, no encoder (config.Config checks the keys agree)
     devices, local_envs, local_batch, num_minibatches = ppo.split_over_devices(hp, num_devices)
     amp_rows = ase.amp_minibatch_size
     amp_dim = env.history * env.amp_obs_size
@@ -104,7 +109,7 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
             replay=replay_lib.init_replay(ase.replay_buffer_size // len(devices), (amp_dim,)),
             env_state=jax.vmap(env.reset)(jax.random.split(k_reset, local_envs)), latents=latents,
             latent_countdown=countdown, key=k_state, iteration=jnp.zeros((), jnp.int32),
-            reward_norm={"disc": ppo.init_normalizer(()), "enc": ppo.init_normalizer(())}
+            reward_norm={k: ppo.init_normalizer(()) for k in (("disc",) if amp else ("disc", "enc"))}
             if ase.reward_normalization else None)
 
     def rollout(state: TrainState, key):
@@ -123,10 +128,11 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
                 amp_obs=next_state.next_amp_obs.reshape(local_envs, -1), latents=z, actions=actions,
                 log_prob=log_prob, stochastic=stochastic, done=next_state.done, terminated=next_state.terminated,
                 episode_length=next_state.metrics["episode_length"], nonfinite=next_state.metrics["nonfinite"])
-            new_z, new_countdown = sample_latents(k_lat, local_envs)
-            resample = (next_state.done > 0) | (countdown <= 1)
-            z = jnp.where(resample[:, None], new_z, z)
-            countdown = jnp.where(resample, new_countdown, countdown - 1)
+            if not amp:
+                new_z, new_countdown = sample_latents(k_lat, local_envs)
+                resample = (next_state.done > 0) | (countdown <= 1)
+                z = jnp.where(resample[:, None], new_z, z)
+                countdown = jnp.where(resample, new_countdown, countdown - 1)
             return (next_state, z, countdown), transition
 
         carry = (state.env_state, state.latents, state.latent_countdown)
@@ -137,21 +143,26 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
         obs_norm, amp_norm, value_norm = norms
         obs = norm(batch["obs"], obs_norm)
         mask = batch["stochastic"]
-        mu = nets.actor_apply(params["actor"], obs, batch["latents"])
-        values = nets.critic_apply(params["critic"], obs, batch["latents"])
+        # plain AMP's batch holds no latents (a (B, 0) leaf cannot be cut into minibatches by reshape)
+        z = jnp.zeros((obs.shape[0], 0)) if amp else batch["latents"]
+        mu = nets.actor_apply(params["actor"], obs, z)
+        values = nets.critic_apply(params["critic"], obs, z)
         ppo_total, metrics = ppo.ppo_loss(mu, values, batch, mask, value_norm, hp)
-
-        z_prime = ase_networks.sample_latents(key, (mu.shape[0],), ase.latent_dim)
-        mu_prime = nets.actor_apply(params["actor"], obs, z_prime)
-        diversity = losses.diversity_loss(mu, mu_prime, batch["latents"], z_prime, mask, ase.diversity_target)
 
         agent_amp = norm(batch["amp_obs"][:amp_rows], amp_norm)  # the reference's first amp_minibatch rows
         disc_inputs = jnp.concatenate([agent_amp, norm(replay_rows, amp_norm)])
         disc, disc_metrics = losses.disc_loss(params["disc"], nets.disc_logit_apply, disc_inputs,
                                               norm(demo, amp_norm), ase.disc_logit_reg, ase.disc_grad_penalty,
                                               ase.disc_weight_decay)
+        total = ppo_total + ase.disc_coef * disc
+        if amp:
+            return total, {**metrics, **disc_metrics}
+
+        z_prime = ase_networks.sample_latents(key, (mu.shape[0],), ase.latent_dim)
+        mu_prime = nets.actor_apply(params["actor"], obs, z_prime)
+        diversity = losses.diversity_loss(mu, mu_prime, batch["latents"], z_prime, mask, ase.diversity_target)
         enc, enc_metrics = losses.enc_loss(params["disc"], nets.encode_apply, agent_amp, batch["latents"][:amp_rows])
-        total = ppo_total + ase.disc_coef * disc + ase.enc_coef * enc + ase.diversity_coef * diversity
+        total = total + ase.enc_coef * enc + ase.diversity_coef * diversity
         return total, {**metrics, "loss/diversity": diversity, **disc_metrics, **enc_metrics}
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -165,7 +176,11 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
         disc_reward = losses.disc_reward(logits, ase.disc_reward_scale)
         enc_reward = losses.enc_reward(enc, traj.latents, ase.enc_reward_scale, ase.enc_reward_form)
         reward_norm = state.reward_norm
-        if reward_norm is None:
+        if amp:  # plain AMP: the style reward alone
+            if reward_norm is not None:
+                reward_norm = {"disc": ppo.update_normalizer(reward_norm["disc"], disc_reward.ravel())}
+            rewards = ase.disc_reward_w * disc_reward / (1.0 if reward_norm is None else reward_norm["disc"].std)
+        elif reward_norm is None:
             rewards = ase.disc_reward_w * disc_reward + ase.enc_reward_w * enc_reward
         else:  # each term in units of its own running standard deviation (not centred: r_D stays an alive bonus)
             reward_norm = {"disc": ppo.update_normalizer(reward_norm["disc"], disc_reward.ravel()),
@@ -197,17 +212,21 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
             return grad_fn(params, norms, minibatch, demo_rows(k_demo, amp_rows), replay_rows, k_loss)
 
         batch = ppo.flatten_time({
-            "obs": traj.obs, "latents": traj.latents, "actions": traj.actions, "log_prob": traj.log_prob,
-            "stochastic": traj.stochastic, "advantages": advantages, "returns": returns, "amp_obs": traj.amp_obs})
+            "obs": traj.obs, "actions": traj.actions, "log_prob": traj.log_prob,
+            "stochastic": traj.stochastic, "advantages": advantages, "returns": returns, "amp_obs": traj.amp_obs,
+            **({} if amp else {"latents": traj.latents})})
         params, opt_state, metrics = ppo.update(minibatch_loss, optimizer, state.params, state.opt_state, batch,
                                                 k_update, hp, num_minibatches)
         replay = replay_lib.insert(state.replay, agent_amp, k_replay, ase.replay_keep_prob)
 
         finished = traj.done.sum()
+        if not amp:
+            metrics.update({
+                "reward/enc": enc_reward.mean(),
+                # the reference's Enc_Reward_Mean, max(e.z, 0), whatever enc_reward_form trains on
+                "reward/enc_clipped": losses.enc_reward(enc, traj.latents, 1.0, "clipped").mean()})
         metrics.update({
-            "reward/disc": disc_reward.mean(), "reward/enc": enc_reward.mean(), "reward/total": rewards.mean(),
-            # the reference's Enc_Reward_Mean, max(e.z, 0), whatever enc_reward_form trains on
-            "reward/enc_clipped": losses.enc_reward(enc, traj.latents, 1.0, "clipped").mean(),
+            "reward/disc": disc_reward.mean(), "reward/total": rewards.mean(),
             "episode/length": traj.episode_length.sum() / jnp.maximum(finished, 1.0),
             "episode/finished": finished, "episode/terminated": traj.terminated.sum(),
             "env/nonfinite": traj.nonfinite.sum(), "value/mean": values.mean(),

@@ -29,7 +29,7 @@ from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses
 from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.agents.hlc.networks import make_hlc_networks
-from ase_jax.config import Config
+from ase_jax.config import Config, ConfigError
 from ase_jax.env.interface import Env
 
 
@@ -82,6 +82,9 @@ def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.
     hp, task = config.ppo, config.task
     devices, local_envs, local_batch, num_minibatches = ppo.split_over_devices(hp)
     hierarchical = llc is not None
+    if hierarchical and llc.config.ase.latent_dim == 0:
+        raise ConfigError("the low-level controller is a plain AMP run (latent_dim 0): it has no latent space for a "
+                          "high-level controller to steer; train the task with --scratch, or give an ASE run as --llc")
     action_size = llc.config.ase.latent_dim if hierarchical else env.action_size
     llc_steps = task.llc_steps if hierarchical else 1
     actor, critic, init_params = make_hlc_networks(env.obs_size, action_size, hp.actor_units, hp.critic_units)

@@ -160,7 +160,7 @@ def hlc_model(policy, character):
         size = character.num_actions
         return g.model("ase_task_scratch", {"obs": obs_size}, {"action": size, "pd_target": size},
                        "ASE task policy trained from scratch (ase_jax): obs (raw) -> action in [-1, 1] and PD targets")
-    latent = g.unit(g.clip(a, -1.0, 1.0), 1e-6, output="latent")
+    g.unit(g.clip(a, -1.0, 1.0), 1e-6, output="latent")
     return g.model("ase_hlc", {"obs": obs_size}, {"latent": policy.llc.config.ase.latent_dim},
                    "ASE high-level controller (ase_jax): task obs (raw) -> unit latent z for the low-level policy")
 

@@ -18,6 +18,7 @@ from ase_jax.agents.ase import losses, networks as ase_networks
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.config import ConfigError, load_config
 from ase_jax.env.toy import ToyEnv, toy_config
+from ase_jax.inference.rollout import latent_rollout
 
 AMP_OFF = {"latent_dim": 0, "enc_reward_w": 0.0, "enc_coef": 0.0, "diversity_coef": 0.0}
 TOY_ITERATIONS = 80
@@ -185,7 +186,7 @@ def test_amp_checkpoint_round_trip_and_play(tiny_amp_run, tmp_path):
     assert len(saved_kernel) == 1, sorted(arrays)[:10]
     np.testing.assert_array_equal(np.asarray(saved_kernel[0]).reshape(253, 64),  # (devices, in, out) as saved
                                   pretrained.params["actor"]["params"]["trunk"]["hidden_0"]["kernel"])
-    qpos = play.rollout(tiny_amp_run, np.zeros((2, 6, 0), np.float32))
+    qpos = latent_rollout(tiny_amp_run, np.zeros((2, 6, 0), np.float32))
     assert qpos.shape[:2] == (2, 6) and np.all(np.isfinite(qpos))
     # an AMP policy takes no latent: asking for one is one clear error, exit status 1
     assert play.main([f"--checkpoint={tiny_amp_run}", "--latent=e0", f"--video={tmp_path / 'x.mp4'}"]) == 1

@@ -13,7 +13,7 @@ import pytest
 from ase_jax import bench_learn
 from ase_jax.config import load_config
 from ase_jax.pretrain import CPU_CONFIG, default_config_name
-from conftest import BUNDLED_YAML, REPO_ROOT, TEST_CACHE_DIR
+from conftest import REPO_ROOT, TEST_CACHE_DIR
 
 TINY_FLAGS = ["--config=tiny", "--samples=64", "--eval_every=1", "--eval_envs=4", "--eval_seconds=0.5",
               "--video=false"]

@@ -73,6 +73,7 @@ _COSTS_MAX = 8
 def compile_step(config: Config, env, num_envs: int) -> StepCost:
     """XLA's memory and cost analysis of `config`'s training step at `num_envs`, compiled for
     abstract inputs (nothing is allocated on the device)."""
+    config = config.replace(num_envs=num_envs)
     computed = {k: v for k, v in to_dict(config).items() if k != "run"}
     key = (repr(computed), config.run.seed, num_envs, id(env), tuple(jax.local_devices()))
     if key not in _COSTS:
@@ -82,8 +83,8 @@ def compile_step(config: Config, env, num_envs: int) -> StepCost:
     return _COSTS[key][0]
 
 
-def _compile_step(config: Config, env, num_envs: int) -> StepCost:
-    fns = make_train_fns(config.replace(num_envs=num_envs), env)
+def _compile_step(config: Config, env, num_envs: int) -> StepCost:  # config has num_envs
+    fns = make_train_fns(config, env)
     abstract_state = jax.eval_shape(fns.init, jax.random.PRNGKey(config.run.seed))
     compiled = fns.step.lower(abstract_state).compile()
     memory = compiled.memory_analysis()

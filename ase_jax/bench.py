@@ -269,9 +269,10 @@ def _print_plan(rows, line, free_bytes, unit: int, config) -> None:
     for name in ("envs", "how", "state (arguments)", "temporaries", "needed per device", "GFLOP per iteration",
                  "GB accessed per iteration"):
         table.add_column(name, justify="right")
+    size = lambda b: f"{b / GIB:.3f} GiB" if b >= GIB else f"{b / 2**20:.2f} MiB"
     for row in rows:
-        table.add_row(f"{row.num_envs:,}", row.method, f"{row.argument_bytes / GIB:.3f} GiB",
-                      f"{row.temp_bytes / GIB:.3f} GiB", f"{row.needed_bytes / GIB:.3f} GiB",
+        table.add_row(f"{row.num_envs:,}", row.method, size(row.argument_bytes), size(row.temp_bytes),
+                      size(row.needed_bytes),
                       f"{row.flops / 1e9:,.1f}", f"{row.bytes_accessed / 1e9:,.1f}")
     console = Console(width=200)
     console.print(table)

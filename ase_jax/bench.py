@@ -3,6 +3,7 @@
     python -m ase_jax.bench env   [--steps=K] [--config=NAME] [--key=value ...]
     python -m ase_jax.bench train [--iterations=K] [--profile=DIR] [--config=NAME] [--key=value ...]
     python -m ase_jax.bench all   [--sizes=16,64] [--steps=K] [--out=FILE.json] [--compare=OLD.json] [--key=value ...]
+    python -m ase_jax.bench plan  [--sizes=1024,2048,4096] [--direct] [--out=FILE.json] [--config=NAME] [--key=value ...]
     python -m ase_jax.bench learn [--out=DIR] [--ablation=no_sd] [...]   (see ase_jax/bench_learn.py)
 
 `python -m ase_jax.bench SUBCOMMAND --help` lists a subcommand's options; `--key=value` are keys of
@@ -20,6 +21,12 @@ same physics on the same model in the same process; `overhead` is how many times
 environment is than bare physics. Compile times are cold unless JAX's persistent cache is enabled
 in the environment (JAX_COMPILATION_CACHE_DIR).
 
+`plan` prints, per env count, the device memory the training step needs (per device) and the FLOPs
+and bytes it moves per iteration, from XLA's analysis of the step compiled for abstract inputs
+(nothing is allocated or run; ase_jax/plan.py): two small probe counts are compiled and the others
+extrapolated linearly, or, with `--direct`, compiled each. Where the device reports its free memory
+(a GPU) it adds the largest num_envs that fits, the check `pretrain` makes before compiling.
+
 `train` prints the compile time of one full pre-training iteration (rollout + encoder,
 discriminator and PPO updates), its env steps per second, and the share of the iteration spent in
 the rollout (timed separately with the same state) versus the updates. With `--profile=DIR` it
@@ -29,6 +36,7 @@ or TensorBoard) and lists the operations that took the most time (`top_ops`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -249,6 +257,37 @@ def _print_table(results: dict, old: dict | None) -> None:
                       f"from the persistent cache {tiny['train_step_cached_compile_s']:.1f} s")
 
 
+def _print_plan(rows, line, free_bytes, unit: int, config) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ase_jax.plan import GIB
+
+    device = jax.devices()[0]
+    table = Table(title=f"ase_jax bench plan: {device.device_kind} ({device.platform}), jax {jax.__version__}, "
+                        f"horizon {config.ppo.horizon}, minibatch {config.ppo.minibatch_size}")
+    for name in ("envs", "how", "state (arguments)", "temporaries", "needed per device", "GFLOP per iteration",
+                 "GB accessed per iteration"):
+        table.add_column(name, justify="right")
+    size = lambda b: f"{b / GIB:.3f} GiB" if b >= GIB else f"{b / 2**20:.2f} MiB"
+    for row in rows:
+        table.add_row(f"{row.num_envs:,}", row.method, size(row.argument_bytes), size(row.temp_bytes),
+                      size(row.needed_bytes),
+                      f"{row.flops / 1e9:,.1f}", f"{row.bytes_accessed / 1e9:,.1f}")
+    console = Console(width=200)
+    console.print(table)
+    console.print(f"line through the probes ({line.low.num_envs}, {line.high.num_envs} envs, compiled): "
+                  f"{line.fixed_bytes / GIB:.3f} GiB + {line.bytes_per_env / 2**20:.3f} MiB per env; "
+                  "FLOPs and bytes are XLA's static count, each loop body (rollout step, minibatch) counted once",
+                  highlight=False)
+    if free_bytes is None:
+        console.print(f"{device.platform}: no device memory statistics (nothing to check the plan against)",
+                      highlight=False)
+    else:
+        console.print(f"free device memory: {free_bytes / GIB:.2f} GiB; the largest num_envs that fits: "
+                      f"{line.largest_fitting(free_bytes, unit):,}", highlight=False)
+
+
 CONFIG_NOTE = ("Any key of the pre-training config is accepted too: --config=NAME and --key=VALUE (see python -m "
                "ase_jax.pretrain --help).")
 
@@ -276,6 +315,13 @@ def build_parser() -> cli.Parser:
     every.add_argument("--tiny_compile", type=cli.boolean, default=True,
                        help="also time the tiny config's training-step compile, cold and cached (default true; "
                             "four more compiles)")
+    plan = cli.add_subcommand(sub, "plan", "device memory, FLOPs and bytes of the training step per env count, "
+                              "from XLA's analysis of the compiled step (a table)", epilog=CONFIG_NOTE)
+    plan.add_argument("--sizes", type=cli.int_list, default=None,
+                      help="env counts, e.g. 1024,2048,4096 (default: the config's num_envs)")
+    plan.add_argument("--direct", type=cli.boolean, nargs="?", const=True, default=False,
+                      help="compile each count instead of extrapolating from the two probes (one compile each)")
+    plan.add_argument("--out", default=None, metavar="FILE.json", help="write the rows as JSON here")
     cli.add_subcommand(sub, "learn", "the learning protocol (ase_jax/bench_learn.py; python -m ase_jax.bench "
                        "learn --help lists its options)")
     return parser
@@ -308,6 +354,21 @@ def main(argv=None) -> int:
             _print_table(result, old)
             if args.out:
                 Path(args.out).write_text(json.dumps(result, indent=2))
+            return 0
+        if args.command == "plan":
+            from ase_jax import plan
+            from ase_jax.launch import compiled_train_fns
+
+            env = compiled_train_fns(config)[0]  # the env pretrain would build (cached per config)
+            rows, line = plan.plan(config, env, list(args.sizes or [config.ppo.num_envs]), direct=args.direct)
+            free = plan.free_device_memory()
+            _print_plan(rows, line, free, plan.env_count_unit(config), config)
+            if args.out:
+                Path(args.out).write_text(json.dumps({
+                    "device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
+                    "jax": jax.__version__, "free_device_bytes": free,
+                    "rows": [{**dataclasses.asdict(r), "needed_bytes": r.needed_bytes} for r in rows],
+                    "fixed_bytes": line.fixed_bytes, "bytes_per_env": line.bytes_per_env}, indent=2))
             return 0
         if args.command == "env":
             result = bench_env(config, args.steps)

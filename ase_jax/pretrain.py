@@ -17,6 +17,7 @@ import sys
 import jax
 from rich.console import Console
 
+from ase_jax import plan
 from ase_jax.config import Config
 from ase_jax.launch import compiled_train_fns
 from ase_jax.run_loop import run_command, train_loop
@@ -27,6 +28,10 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     console = console or Console()
     with console.status("building the environment and its fallen poses, compiling the first programs"):
         env, dataset, fns = compiled_train_fns(config)
+    # (one process only: the probes of a multi-process run would split over all processes' devices)
+    if config.run.memory_check and jax.process_count() == 1 and plan.free_device_memory() is not None:
+        with console.status("checking the memory plan (compiling the training step at two small env counts)"):
+            plan.check_fits(config, env)  # one line and exit 1 when num_envs does not fit, before the real compile
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.ppo.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")

@@ -1,0 +1,81 @@
+"""The memory and cost plan (ase_jax/plan.py): XLA's analysis of the compiled training step,
+extrapolated in num_envs from two probes, checked against a direct compile; `pretrain`'s refusal
+of a num_envs that does not fit a (faked, small) device, before it compiles; `bench plan`'s table."""
+
+from __future__ import annotations
+
+import pytest
+
+from ase_jax import bench, launch, plan, pretrain
+from ase_jax.config import load_config
+
+# The tiny config's valid env counts step by 2 (minibatch 16 / horizon 8): probes 2 and 4.
+DIRECT = 8
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    config = load_config("tiny", {})
+    return config, launch.compiled_train_fns(config)[0]
+
+
+@pytest.mark.timeout(1500)
+def test_plan_grows_with_envs_and_matches_a_direct_compile(tiny):
+    config, env = tiny
+    assert plan.probe_counts(config) == (2, 4)
+    rows, line = plan.plan(config, env, [2, 4, DIRECT, 16])
+    assert [r.method for r in rows] == ["compiled", "compiled", "extrapolated", "extrapolated"]
+    needed = [r.needed_bytes for r in rows]
+    assert all(b > a for a, b in zip(needed, needed[1:])), needed
+    assert all(r.flops > 0 and r.bytes_accessed > 0 for r in rows)
+    # the step donates its state: every argument byte is reused for the output
+    assert rows[0].alias_bytes == rows[0].argument_bytes
+    direct = plan.compile_step(config, env, DIRECT)
+    predicted = rows[2]
+    # The state is exactly linear in num_envs; XLA's temporaries nearly (buffer assignment packs
+    # them differently per size: +2.8 % measured at 8 envs from the probes 2 and 4).
+    assert predicted.argument_bytes == pytest.approx(direct.argument_bytes, rel=1e-6)
+    assert predicted.needed_bytes == pytest.approx(direct.needed_bytes, rel=0.10)
+    assert predicted.flops == pytest.approx(direct.flops, rel=0.05)
+    # the largest count within the margin fits and the next one does not
+    free = line.at(10).needed_bytes / plan.FIT_MARGIN + 1
+    assert line.largest_fitting(free, 2) == 10
+    assert line.largest_fitting(line.low.needed_bytes / 2, 2) == 0
+
+
+@pytest.mark.timeout(1500)
+def test_oversized_num_envs_is_refused_in_one_line_before_compiling(tiny, monkeypatch, capsys, tmp_path):
+    config, env = tiny
+    line = plan.linear_plan(config, env)
+    free = int(line.at(10).needed_bytes / plan.FIT_MARGIN) + 1  # a device that holds 10 tiny envs
+    monkeypatch.setattr(plan, "free_device_memory", lambda: free)
+
+    def compiled_anyway(*args, **kwargs):
+        raise AssertionError("the training step was compiled and run despite the plan")
+
+    monkeypatch.setattr(pretrain, "train_loop", compiled_anyway)
+    workdir = tmp_path / "run"
+    assert pretrain.main(["--config=tiny", "--num_envs=64", f"--workdir={workdir}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    need = line.at(64).needed_bytes / plan.GIB
+    assert err.startswith("error: num_envs=64: the training step needs")
+    assert f"{need:.2f} GiB" in err and f"{free / plan.GIB:.2f} GiB free" in err
+    assert "the largest num_envs that fits is 10 " in err
+    assert not workdir.exists()
+    # a count that fits passes the check (and returns the line it used)
+    assert plan.check_fits(config.replace(num_envs=8), env, free_bytes=free) is not None
+    monkeypatch.setattr(plan, "free_device_memory", lambda: None)  # the CPU: nothing to check
+    assert plan.check_fits(config.replace(num_envs=64), env) is None
+
+
+@pytest.mark.timeout(1500)
+def test_bench_plan_prints_the_table(tiny, capsys):
+    assert bench.main(["plan", "--config=tiny", "--sizes=2,4,8"]) == 0
+    out = capsys.readouterr().out
+    assert "needed per device" in out and "GFLOP per iteration" in out
+    rows = [l for l in out.splitlines() if l.startswith("│") and ("compiled" in l or "extrapolated" in l)]
+    assert [l.split()[1] for l in rows] == ["2", "4", "8"], out
+    assert "no device memory statistics" in out
+    assert bench.main(["plan", "--config=tiny", "--sizes=3"]) == 1  # not a valid count for the config
+    assert "num_envs=3: must be a multiple of 2" in capsys.readouterr().err

@@ -234,9 +234,9 @@ class RunConfig:
     max_bad_iterations: int = _field(5, "stop after this many consecutive iterations whose updates were all "
                                      "skipped for non-finite gradients", _positive)
     log_every: int = _field(1, "iterations between metric logs", _positive)
-    memory_check: bool = _field(True, "pretrain on a GPU/TPU: before compiling the training step, compile it at "
-                                "two small env counts and refuse a num_envs whose memory plan does not fit the "
-                                "device's free memory (ase_jax/plan.py; two extra compiles, false skips them)")
+    memory_check: bool = _field(True, "pretrain on a GPU/TPU: compile the training step ahead of time and refuse "
+                                "a num_envs whose step does not fit the device's free memory before allocating "
+                                "anything (ase_jax/plan.py; no extra compile)")
     coordinator_address: str = _field("", "HOST:PORT of process 0 for a run over several processes (machines): "
                                       "every process passes the same one; 'auto' reads it, the process count "
                                       "and id from the cluster launcher (SLURM, Open MPI); empty: one process, "

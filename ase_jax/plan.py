@@ -5,11 +5,13 @@ the FLOPs and bytes it moves per iteration, read from XLA's own analysis of the 
 The step is lowered for abstract inputs (`jax.eval_shape` of the init: shapes only, nothing on the
 device) and compiled. Compiling costs as much at 512 envs as at 16,384 (the program's structure, not
 its sizes, sets the compile time), so a plan for many env counts, or the check `pretrain` makes
-before its own compile, compiles two small "probe" counts and extrapolates linearly in num_envs:
+compiles two small "probe" counts and extrapolates linearly in num_envs:
 the env states, the rollout's trajectory and the update's batch grow with num_envs, while the
 parameters, optimiser state, replay buffer and one minibatch's work do not (the probes keep the
 config's minibatch_size, so that part is the same as at the count asked for). `plan(...,
 direct=True)` compiles each count instead; BENCHMARKS.md, "The memory plan", compares the two.
+`pretrain`'s check (`compile_checked`) compiles only the step it will train with, ahead of time, and
+reads its figures before the training state is allocated.
 
 Memory is per device (one pmapped program per device): arguments (the training state) + outputs not
 aliased to them (the step donates its state, so only the metrics) + XLA's temporaries. Code size and
@@ -86,7 +88,11 @@ def compile_step(config: Config, env, num_envs: int) -> StepCost:
 def _compile_step(config: Config, env, num_envs: int) -> StepCost:  # config has num_envs
     fns = make_train_fns(config, env)
     abstract_state = jax.eval_shape(fns.init, jax.random.PRNGKey(config.run.seed))
-    compiled = fns.step.lower(abstract_state).compile()
+    return _cost(fns.step.lower(abstract_state).compile(), num_envs)
+
+
+def _cost(compiled, num_envs: int) -> StepCost:
+    """XLA's memory and cost analysis of a compiled training step."""
     memory = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jax: one dict per program
@@ -170,23 +176,59 @@ GIB = 2**30
 
 
 def check_fits(config: Config, env, free_bytes: int | None = None) -> LinearPlan | None:
-    """Before the training step is compiled: raises AseInputError (one line: the num_envs asked for,
-    the memory it needs, the memory free and the largest num_envs that fits) when the plan of
-    `config`'s step does not fit the device's free memory. Does nothing (returns None) where the
-    device reports no free memory (the CPU). Costs two compiles at the probe counts."""
+    """`bench plan`'s check: raises AseInputError (one line: the num_envs asked for, the memory it
+    needs, the memory free and the largest num_envs that fits) when the linear plan of `config`'s
+    step does not fit the device's free memory. Does nothing (returns None) where the device reports
+    no free memory (the CPU). Costs two compiles at the probe counts."""
     free = free_device_memory() if free_bytes is None else free_bytes
     if free is None:
         return None
     line = linear_plan(config, env)
-    n = config.ppo.num_envs
-    need = line.at(n).needed_bytes
+    need = line.at(config.ppo.num_envs).needed_bytes
     if need > FIT_MARGIN * free:
         largest = line.largest_fitting(free, env_count_unit(config))
-        fits = (f"the largest num_envs that fits is {largest}" if largest else
-                f"no num_envs fits (even {line.low.num_envs} needs {line.low.needed_bytes / GIB:.2f} GiB): "
-                "lower minibatch_size or the network sizes")
-        device = jax.devices()[0]
-        raise AseInputError(f"num_envs={n}: the training step needs {need / GIB:.2f} GiB of device memory per "
-                            f"device, but {device.device_kind} has {free / GIB:.2f} GiB free "
-                            f"({FIT_MARGIN:.0%} usable); {fits} (python -m ase_jax.bench plan)")
+        raise AseInputError(_refusal(config, need, free, largest, line.low.num_envs, line.low.needed_bytes))
     return line
+
+
+def compile_checked(config: Config, env, fns, free_bytes: int | None = None):
+    """`pretrain`'s check, at no extra compile: compiles the training step for `config`'s own
+    num_envs ahead of time (for abstract inputs: nothing is allocated yet) and, where the device
+    reports its free memory, refuses in one line a num_envs whose step does not fit, before the
+    training state is put on the device. Returns `fns` running that compiled step (the compile the
+    first iteration would have done), or `fns` unchanged where there is nothing to check (the CPU).
+
+    The largest num_envs named in a refusal comes from this one compile: the bytes that do not grow
+    with num_envs are the training state's at zero envs (from `jax.eval_shape` at two counts, no
+    compile) and the rest is taken as growing in proportion, which overstates the growth a little
+    (XLA's temporaries for one minibatch do not grow) and so understates the count: it does fit."""
+    free = free_device_memory() if free_bytes is None else free_bytes
+    if free is None:
+        return fns
+    n = config.ppo.num_envs
+    compiled = fns.step.lower(jax.eval_shape(fns.init, jax.random.PRNGKey(config.run.seed))).compile()
+    need = _cost(compiled, n).needed_bytes
+    if need > FIT_MARGIN * free:
+        unit = env_count_unit(config)
+        state = [_state_bytes(config, env, k * unit) for k in (1, 2)]
+        fixed = max(2 * state[0] - state[1], 0.0)
+        per_env = max(need - fixed, 1.0) / n
+        largest = max(int((FIT_MARGIN * free - fixed) // per_env) // unit * unit, 0)
+        raise AseInputError(_refusal(config, need, free, largest, unit, fixed + per_env * unit))
+    return dataclasses.replace(fns, step=compiled)
+
+
+def _state_bytes(config: Config, env, num_envs: int) -> float:
+    """Bytes of the training state at `num_envs` (traced, not compiled or allocated)."""
+    fns = make_train_fns(config.replace(num_envs=num_envs), env)
+    state = jax.eval_shape(fns.init, jax.random.PRNGKey(config.run.seed))
+    return float(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state)))
+
+
+def _refusal(config: Config, need: float, free: float, largest: int, smallest: int, smallest_need: float) -> str:
+    fits = (f"the largest num_envs that fits is {largest}" if largest else
+            f"no num_envs fits (even {smallest} needs {smallest_need / GIB:.2f} GiB): "
+            "lower minibatch_size or the network sizes")
+    return (f"num_envs={config.ppo.num_envs}: the training step needs {need / GIB:.2f} GiB of device memory per "
+            f"device, but {jax.devices()[0].device_kind} has {free / GIB:.2f} GiB free ({FIT_MARGIN:.0%} usable); "
+            f"{fits} (python -m ase_jax.bench plan)")

@@ -28,10 +28,12 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     console = console or Console()
     with console.status("building the environment and its fallen poses, compiling the first programs"):
         env, dataset, fns = compiled_train_fns(config)
-    # (one process only: the probes of a multi-process run would split over all processes' devices)
+    # On a device that reports its free memory: the training step compiled ahead of time, its memory
+    # checked before the state is allocated (one line and exit 1 when num_envs does not fit), and
+    # that compiled step trained with. One process only: a multi-process step spans every process.
     if config.run.memory_check and jax.process_count() == 1 and plan.free_device_memory() is not None:
-        with console.status("checking the memory plan (compiling the training step at two small env counts)"):
-            plan.check_fits(config, env)  # one line and exit 1 when num_envs does not fit, before the real compile
+        with console.status("compiling the training step and checking its memory against the device's"):
+            fns = plan.compile_checked(config, env, fns)
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.ppo.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")

@@ -192,16 +192,16 @@ def check_fits(config: Config, env, free_bytes: int | None = None) -> LinearPlan
 
 
 def compile_checked(config: Config, env, fns, free_bytes: int | None = None):
-    """`pretrain`'s check, at no extra compile: compiles the training step for `config`'s own
+    """`pretrain`'s check, at no extra compile where the step fits: compiles the training step for `config`'s own
     num_envs ahead of time (for abstract inputs: nothing is allocated yet) and, where the device
     reports its free memory, refuses in one line a num_envs whose step does not fit, before the
     training state is put on the device. Returns `fns` running that compiled step (the compile the
     first iteration would have done), or `fns` unchanged where there is nothing to check (the CPU).
 
-    The largest num_envs named in a refusal comes from this one compile: the bytes that do not grow
-    with num_envs are the training state's at zero envs (from `jax.eval_shape` at two counts, no
-    compile) and the rest is taken as growing in proportion, which overstates the growth a little
-    (XLA's temporaries for one minibatch do not grow) and so understates the count: it does fit."""
+    The largest num_envs named in a refusal comes from the two probes' line (two more compiles, on
+    that path only): a line through one compile at zero extra cost would put the fixed part of XLA's
+    temporaries on every env and so understate the need of smaller counts, naming one that does
+    not fit; the probes' line errs the other way (BENCHMARKS.md, "The memory plan")."""
     free = free_device_memory() if free_bytes is None else free_bytes
     if free is None:
         return fns
@@ -209,20 +209,11 @@ def compile_checked(config: Config, env, fns, free_bytes: int | None = None):
     compiled = fns.step.lower(jax.eval_shape(fns.init, jax.random.PRNGKey(config.run.seed))).compile()
     need = _cost(compiled, n).needed_bytes
     if need > FIT_MARGIN * free:
+        line = linear_plan(config, env)
         unit = env_count_unit(config)
-        state = [_state_bytes(config, env, k * unit) for k in (1, 2)]
-        fixed = max(2 * state[0] - state[1], 0.0)
-        per_env = max(need - fixed, 1.0) / n
-        largest = max(int((FIT_MARGIN * free - fixed) // per_env) // unit * unit, 0)
-        raise AseInputError(_refusal(config, need, free, largest, unit, fixed + per_env * unit))
+        largest = min(line.largest_fitting(free, unit), n - unit)
+        raise AseInputError(_refusal(config, need, free, largest, line.low.num_envs, line.low.needed_bytes))
     return dataclasses.replace(fns, step=compiled)
-
-
-def _state_bytes(config: Config, env, num_envs: int) -> float:
-    """Bytes of the training state at `num_envs` (traced, not compiled or allocated)."""
-    fns = make_train_fns(config.replace(num_envs=num_envs), env)
-    state = jax.eval_shape(fns.init, jax.random.PRNGKey(config.run.seed))
-    return float(sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state)))
 
 
 def _refusal(config: Config, need: float, free: float, largest: int, smallest: int, smallest_need: float) -> str:

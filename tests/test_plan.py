@@ -49,8 +49,9 @@ def test_plan_grows_with_envs_and_matches_a_direct_compile(tiny):
 
 @pytest.mark.timeout(1500)
 def test_oversized_num_envs_is_refused_in_one_line_before_allocating(tiny, monkeypatch, capsys, tmp_path):
-    """pretrain on a (faked, small) device: its one compile of the step says 64 envs do not fit; one
-    line, exit 1, no run folder, the training loop never reached, and the count it names fits."""
+    """pretrain on a (faked, small) device: its compile of the step says 64 envs do not fit; one
+    line, exit 1, no run folder, the training loop never reached, and the largest count that fits
+    named from the probes' line."""
     config, env = tiny
     line = plan.linear_plan(config, env)
     free = int(line.at(10).needed_bytes / plan.FIT_MARGIN) + 1  # a device that holds 10 tiny envs
@@ -68,8 +69,7 @@ def test_oversized_num_envs_is_refused_in_one_line_before_allocating(tiny, monke
     assert err.startswith("error: num_envs=64: the training step needs")
     assert f"{free / plan.GIB:.2f} GiB free" in err
     assert float(re.search(r"needs ([0-9.]+) GiB", err).group(1)) == pytest.approx(need, rel=0.10)
-    largest = int(re.search(r"the largest num_envs that fits is (\d+) ", err).group(1))
-    assert 2 <= largest <= 10 and largest % 2 == 0  # estimated from one compile: low, never too high
+    assert "the largest num_envs that fits is 10 " in err  # from the probes' line
     assert not workdir.exists()
     # bench plan's check from the probes: a count that fits passes (and returns the line it used)
     assert plan.check_fits(config.replace(num_envs=8), env, free_bytes=free) is not None

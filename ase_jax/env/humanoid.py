@@ -114,7 +114,9 @@ class HumanoidEnv:
                                     "without its number of envs; give num_fall_states=N")
             self._fall_qpos = jnp.asarray(make_fall_states(
                 character, count, seed, config.self_collision, config.pd_torque_limit), jnp.float32)
-        self._blank_data = mjx.make_data(self.mjx_model, device=self._device)
+        # MJX's Warp back end builds its data from the MjModel, and each back end only steps its own data
+        self._blank_data = mjx.make_data(model if config.mjx_impl == "warp" else self.mjx_model,
+                                         device=self._device, impl=config.mjx_impl)
 
     def physics_step(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
         """One MuJoCo step with the PD drive towards `target` (nu,) (ase_jax.drive)."""
@@ -165,6 +167,8 @@ class HumanoidEnv:
 
     def _refresh_kinematics(self, data: mjx.Data) -> mjx.Data:
         """Body poses (xpos, xquat) and velocities (cvel) of data's current qpos and qvel."""
+        if self.config.mjx_impl == "warp":  # MJX's kinematics, com_pos and com_vel are JAX-only
+            return mjx.forward(self.mjx_model, data)
         data = mjx.kinematics(self.mjx_model, data)
         data = mjx.com_pos(self.mjx_model, data)
         return mjx.com_vel(self.mjx_model, data)

@@ -37,9 +37,14 @@ class Contacts:
 
 
 def mjx_contacts(data) -> Contacts:
-    """MJX's contact list (fixed size: every candidate pair; MJX exposes it only on `data._impl`)."""
-    contact = data._impl.contact
-    return Contacts(contact.geom, contact.dist)
+    """MJX's contact list (fixed size; MJX exposes it only on `data._impl`): every candidate pair
+    (the JAX back end), or `naconmax` slots of which the first `nacon` are in use (the Warp back
+    end; the unused ones get an infinite distance, so that they touch nothing)."""
+    impl = data._impl
+    if hasattr(impl, "contact"):
+        return Contacts(impl.contact.geom, impl.contact.dist)
+    in_use = jnp.arange(impl.contact__dist.shape[-1]) < impl.nacon
+    return Contacts(impl.contact__geom, jnp.where(in_use, impl.contact__dist, jnp.inf))
 
 
 def mujoco_contacts(data) -> Contacts:

@@ -37,6 +37,7 @@ def test_outcomes_follow_the_rules():
     assert out["outcome"].tolist() == [0, 1, 2, 3, 0, 2]
     assert out["fall_step"].tolist() == [-1, 4, 5, -1, -1, 3]
     assert out["recover_steps"].tolist() == [-1, 2, -1, -1, -1, -1]
+    assert out["fall_after_push"].tolist() == [-1, 1, 2, -1, -1, 0]
     # with a limit of 5 steps, character 5 gets up after 5; a hold that would end past the records does not count
     out = perturb.classify(fallen, up, push_step, observe_steps=4, recover_steps=5, hold_steps=2)
     assert out["outcome"][5] == 1 and out["recover_steps"][5] == 5
@@ -45,6 +46,7 @@ def test_outcomes_follow_the_rules():
     s = perturb.summarize(out, dt=0.5)
     assert sum(s["counts"].values()) == n and s["counts"]["recovered"] == 2
     assert s["recover_seconds"]["values"] == [1.0, 2.5] and s["recover_seconds"]["median"] == 1.75
+    assert s["fall_seconds_after_push"]["mean"] == 0.5  # characters 1, 2, 5: 1, 2 and 0 steps
 
 
 def test_push_acts_only_at_its_step():

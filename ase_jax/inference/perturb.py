@@ -100,7 +100,8 @@ def classify(fallen: np.ndarray, up: np.ndarray, push_step: np.ndarray, observe_
     fallen, up: (T, N) bool, row t the state after control step t (the push of character i acts at
     step push_step[i]); observe_steps: steps after the push in which a fall counts; recover_steps:
     steps after the fall in which the hold must start; hold_steps: steps up in a row. Returns arrays
-    over characters: `outcome` (index into OUTCOMES), `fall_step` and `recover_steps` (-1 where none).
+    over characters: `outcome` (index into OUTCOMES), `fall_step`, `fall_after_push` (steps from the
+    push to the fall) and `recover_steps` (-1 where none).
     """
     fallen, up = np.asarray(fallen, bool), np.asarray(up, bool)
     num_steps = fallen.shape[0]
@@ -118,7 +119,7 @@ def classify(fallen: np.ndarray, up: np.ndarray, push_step: np.ndarray, observe_
     gets_up = held & (t > f) & (t <= f + recover_steps) & fell[None]
     recovered = gets_up.any(0)
     outcome = np.where(before, 3, np.where(~fell, 0, np.where(recovered, 1, 2)))
-    return {"outcome": outcome, "fall_step": fall_step,
+    return {"outcome": outcome, "fall_step": fall_step, "fall_after_push": np.where(fell, fall_step - push_step, -1),
             "recover_steps": np.where(recovered, gets_up.argmax(0) - fall_step, -1)}
 
 
@@ -127,7 +128,10 @@ def summarize(outcome: dict, dt: float) -> dict:
     n = len(outcome["outcome"])
     counts = {name: int(np.sum(outcome["outcome"] == k)) for k, name in enumerate(OUTCOMES)}
     times = outcome["recover_steps"][outcome["outcome"] == 1] * dt
+    falls = outcome["fall_after_push"][np.isin(outcome["outcome"], (1, 2))] * dt
     return {"counts": counts, "shares": {k: v / n for k, v in counts.items()},
+            "fall_seconds_after_push": {"mean": float(falls.mean()) if len(falls) else None,
+                                        "median": float(np.median(falls)) if len(falls) else None},
             "recover_seconds": {"mean": float(times.mean()) if len(times) else None,
                                 "median": float(np.median(times)) if len(times) else None,
                                 "values": [round(float(x), 4) for x in times]}}

@@ -94,6 +94,18 @@ def int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def float_list(text: str) -> tuple[float, ...]:
+    """`0,50,1e2` or `[0,50,1e2]` -> (0.0, 50.0, 100.0)."""
+    parts = [p.strip() for p in str(text).strip().strip("[]()").split(",") if p.strip()]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a list of numbers such as 0,50,100, got {text!r}")
+    return values
+
+
 def _positive(cast, what: str):
     """An option type: `cast(text)`, refused unless it is > 0 (argparse names the flag in the error)."""
 

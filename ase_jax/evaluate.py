@@ -7,6 +7,14 @@
         discriminator normaliser). Prints JSON: the share of transitions per clip (top 50), the
         number of clips covered and the entropy of that distribution; saves a bar plot (PNG).
         The paper's diversity ablation (Peng et al. 2022, section 8).
+    perturb --checkpoint=RUN [--impulses=0,50,100,150,200] [--num_envs=64] [--seconds=3]
+            [--recover_seconds=5] [--push_at=1,2] [--video=PATH] [--out=DIR]
+        Pushes characters (a pre-training run's policy under random latents, or a task run's
+        controller) once each, at a random moment of --push_at seconds, in a random horizontal
+        direction, with every impulse (N s) in turn, and counts per impulse those that stay up, fall
+        and get up again within --recover_seconds, fall and do not, or fell before their push, with
+        the time to get up. Prints JSON and writes perturb.json and perturb.png; --video renders a
+        few characters pushed with the strongest impulse (ase_jax.inference.perturb).
     compare RUN [RUN ...] [--out=compare.png]
         Plots the learning curves (reward/task, else reward/total, against env steps) of several
         runs side by side, with each run's diversity (diversity.json, if measured) in the legend.
@@ -21,6 +29,8 @@ from pathlib import Path
 from ase_jax import cli
 from ase_jax.config import resolve_path
 from ase_jax.errors import AseInputError
+from ase_jax.inference import perturb
+from ase_jax.inference.perturb import PUSH_WINDOW
 from ase_jax.inference.skill_metrics import agent_transitions, demo_transitions, nearest_clip_histogram, summarize
 from ase_jax.motions.dataset import load_dataset
 
@@ -107,6 +117,24 @@ def build_parser() -> cli.Parser:
     div.add_argument("--seconds", type=cli.positive_float, default=10.0, help="episode length (default 10)")
     div.add_argument("--seed", type=int, default=0, help="seed of the latents and initial states (default 0)")
     div.add_argument("--out", default=None, metavar="DIR", help="where to write the results (default: --checkpoint)")
+    per = cli.add_subcommand(sub, "perturb", "who stays up, falls, or gets up again after a push, per impulse "
+                             "(writes perturb.json and perturb.png)")
+    per.add_argument("--checkpoint", required=True, metavar="RUN", help="a pre-training or task run folder, or one of "
+                     "its checkpoints")
+    per.add_argument("--impulses", type=cli.float_list, default=(0.0, 50.0, 100.0, 150.0, 200.0), metavar="J,J,...",
+                     help="push strengths in N s, each >= 0 (default 0,50,100,150,200)")
+    per.add_argument("--num_envs", type=cli.positive_int, default=64, help="characters per impulse (default 64)")
+    per.add_argument("--seconds", type=cli.positive_float, default=3.0,
+                     help="a fall this long after the push counts (default 3)")
+    per.add_argument("--recover_seconds", type=cli.positive_float, default=5.0,
+                     help="time limit to get up after a fall (default 5)")
+    per.add_argument("--push_at", type=cli.float_list, default=PUSH_WINDOW, metavar="START,END",
+                     help="the push falls at a random moment in this window, seconds after the start (default 1,2)")
+    per.add_argument("--seed", type=int, default=0, help="seed of the starts, latents, push times and directions")
+    per.add_argument("--video", default=None, metavar="PATH", help="also render a few characters pushed with the "
+                     "strongest impulse (mp4, or .gif)")
+    per.add_argument("--video_count", type=cli.positive_int, default=4, help="characters in the video (default 4)")
+    per.add_argument("--out", default=None, metavar="DIR", help="where to write the results (default: --checkpoint)")
     cmp = cli.add_subcommand(sub, "compare", "learning curves of several runs side by side, with their diversity")
     cmp.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     cmp.add_argument("--out", default="compare.png", help="the plot (default compare.png)")
@@ -120,6 +148,20 @@ def _run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "diversity.json").write_text(json.dumps(result, indent=2))
         plot_histogram(result, out / "diversity.png")
+        print(json.dumps(result))
+    elif args.command == "perturb":
+        if len(args.push_at) != 2:
+            raise AseInputError(f"--push_at: expected START,END seconds, got {len(args.push_at)} numbers")
+        result, qpos, model = perturb.perturb(args.checkpoint, args.impulses, args.num_envs, args.seconds,
+                                              args.recover_seconds, args.push_at, args.seed,
+                                              args.video_count if args.video else 0)
+        out = Path(args.out or args.checkpoint)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "perturb.json").write_text(json.dumps(result, indent=2))
+        perturb.plot(result, out / "perturb.png")
+        if args.video:
+            strongest = max(range(len(args.impulses)), key=lambda i: args.impulses[i])
+            perturb.write_video(model, qpos[strongest], args.video, 1.0 / result["control_dt"])
         print(json.dumps(result))
     else:
         print(json.dumps(compare(args.runs, Path(args.out))))

@@ -1,8 +1,8 @@
 """One rollout for everything that runs a trained policy in the MJX env without training it.
 
 `unroll` is the one `lax.scan` over control steps; it serves playback (`play`, task playback, the
-GPU script's e0/e3 video), the nearest-clip diversity metric (`evaluate diversity`) and `bench
-learn`'s evaluation, as brax's `generate_unroll` serves its Evaluator. A consumer says what the
+GPU script's e0/e3 video), the nearest-clip diversity metric (`evaluate diversity`), the push test
+(`evaluate perturb`, `inference.perturb`) and `bench learn`'s evaluation, as brax's `generate_unroll` serves its Evaluator. A consumer says what the
 policy does (`policy(carry, state, t) -> (carry, actions, extras)`: latents held, scheduled per
 step, or chosen by a high-level controller every few steps) and what to keep of each step
 (`record(state, extras)`), and jits the whole thing once. The C-MuJoCo player

@@ -82,28 +82,25 @@ def run(parser: argparse.ArgumentParser, argv, body: Callable[[argparse.Namespac
 
 # Option types: argparse names the flag and the value in its error when these raise.
 
-def int_list(text: str) -> tuple[int, ...]:
-    """`256,256` or `[256,256]` -> (256, 256)."""
+def _number_list(text: str, cast, example: str) -> tuple:
     parts = [p.strip() for p in str(text).strip().strip("[]()").split(",") if p.strip()]
     try:
-        values = tuple(int(p) for p in parts)
+        values = tuple(cast(p) for p in parts)
     except ValueError:
         values = ()
     if not values:
-        raise argparse.ArgumentTypeError(f"expected a list of integers such as 256,256 or [256,256], got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a list of {example}, got {text!r}")
     return values
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """`256,256` or `[256,256]` -> (256, 256)."""
+    return _number_list(text, int, "integers such as 256,256 or [256,256]")
 
 
 def float_list(text: str) -> tuple[float, ...]:
     """`0,50,1e2` or `[0,50,1e2]` -> (0.0, 50.0, 100.0)."""
-    parts = [p.strip() for p in str(text).strip().strip("[]()").split(",") if p.strip()]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected a list of numbers such as 0,50,100, got {text!r}")
-    return values
+    return _number_list(text, float, "numbers such as 0,50,100")
 
 
 def _positive(cast, what: str):

@@ -18,6 +18,7 @@ import pytest
 
 from ase_jax.inference import mujoco_player as play_mujoco
 from ase_jax.config import load_config
+from ase_jax.env.fall_states import make_fall_states
 from ase_jax.env import termination
 from ase_jax.tasks.strike import SHIELD_PROXY, TARGET
 
@@ -119,8 +120,9 @@ def _poses(env, sim):
     sword[q_target: q_target + 3] = [tip[0] + half[0] - DEPTH, tip[1], half[2]]
     shield = standing.copy()
     shield[q_target: q_target + 3] = [front + half[0] - DEPTH, d.geom_xpos[proxy][1], half[2]]
-    lying = standing.copy()
-    lying[: c.nq] = np.asarray(env._fall_qpos[0])
+    lying = standing.copy()  # a fallen pose as the env makes them (the task config starts none fallen)
+    lying[: c.nq] = make_fall_states(c, 1, seed=0, self_collision=env.config.self_collision,
+                                     torque_limit=env.config.pd_torque_limit)[0]
     return np.stack([standing, lying, sword, shield])
 
 

@@ -69,7 +69,7 @@ def run_inspect(args) -> int:
     try:
         char, reports = inspect_dataset(args.path, args.character)
     except AseInputError as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 1
     if args.json:
         print(json.dumps({"character": char.name, "clips": [dataclasses.asdict(r) for r in reports],

@@ -152,7 +152,7 @@ def run_track(args) -> int:
         char, reports, total = track_dataset(args.path, args.character, not args.no_self_collision,
                                              args.pd_torque_limit)
     except (AseInputError, ValueError) as e:
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 1
     if args.json:
         print(json.dumps({"character": char.name, "self_collision": not args.no_self_collision,

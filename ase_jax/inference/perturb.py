@@ -48,7 +48,8 @@ import numpy as np
 from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.env import termination
 from ase_jax.errors import AseInputError
-from ase_jax.inference.rollout import PLAYBACK_OVERRIDES, Policy, hierarchical_policy, latent_policy, reset_batch, unroll
+from ase_jax.inference.rollout import (PLAYBACK_OVERRIDES, Policy, latent_policy, reset_batch, task_controller,
+                                       unroll)
 
 PUSH_WINDOW = (1.0, 2.0)  # s after the start: each character's push falls at a random control step in it
 UP_FRACTION = 0.8  # up again: head above this fraction of its height in the start pose (and not fallen)
@@ -159,12 +160,8 @@ def load_controller(checkpoint) -> Controller:
 
         policy = load_task_policy(checkpoint, **EVAL_OVERRIDES)
 
-        def make(key, start):
-            carry = jnp.zeros(jax.eval_shape(policy.high_level_action, start.obs).shape)
-            return hierarchical_policy(policy.high_level_action, policy.low_level_action,
-                                       policy.steps_per_action), carry
-
-        return Controller(policy.env, policy.step, f"{policy.config.task.name} controller", make)
+        return Controller(policy.env, policy.step, f"{policy.config.task.name} controller",
+                          lambda key, start: task_controller(policy, start))
     from ase_jax.inference.pretrained import load_pretrained
 
     model = load_pretrained(checkpoint, **EVAL_OVERRIDES)

@@ -69,6 +69,13 @@ def hierarchical_policy(high_level_action: Callable, low_level_action: Callable,
     return policy
 
 
+def task_controller(policy, start):
+    """(Policy, initial carry) of a task policy (`inference.task_policy.TaskPolicy`) for a batch of
+    `start` states: its high-level controller picks a latent every `steps_per_action` steps."""
+    carry = jnp.zeros(jax.eval_shape(policy.high_level_action, start.obs).shape)
+    return hierarchical_policy(policy.high_level_action, policy.low_level_action, policy.steps_per_action), carry
+
+
 # --- playback --------------------------------------------------------------------------------------
 
 _COMPILED: dict = {}  # what is compiled once per process: loaded models and their jitted rollouts
@@ -116,8 +123,7 @@ def task_rollout(policy, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
         @jax.jit
         def run(rng):
             start = reset_batch(env, rng, 1)
-            latent = jnp.zeros((1,) + jax.eval_shape(policy.high_level_action, start.obs).shape[1:])
-            act = hierarchical_policy(policy.high_level_action, policy.low_level_action, policy.steps_per_action)
+            act, latent = task_controller(policy, start)
             _, _, (qpos, mark) = unroll(env, start, act, steps - 1,
                                         lambda s, z: (s.data.qpos, marker(s.task, s.data)), carry=latent)
             first = (start.data.qpos[None], marker(start.task, start.data)[None])

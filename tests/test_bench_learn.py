@@ -244,26 +244,25 @@ def evidence_run(tmp_path):
 
 @pytest.mark.timeout(1500)
 def test_evidence_dry_run_calls_follow_and_resume_the_background_work(tmp_path, evidence_run):
-    """The GPU script's calls at tiny sizes. Call 1 starts the work in the background and follows it
-    to its end (2 iterations here, and every stage: bench all, the videos, diversity). Then, as if the
-    work had been killed, call 2 resumes the run from its checkpoint and returns at once while the
-    work goes on (4 iterations); call 3 follows that work to its end and gets the e0/e3 video."""
+    """The GPU script's two calls at tiny sizes, with the stages the GPU's calls run. Call 1 starts
+    the work in the background and follows it to its end (2 iterations here, then the e0/e3 video).
+    Then, as if the work had been killed, call 2 resumes the run from its checkpoint and returns at
+    once while the work goes on (4 iterations); call 3 follows that work to its end and gets the
+    e0/e3 video; a fourth call finds the work ended and returns its files."""
     from ase_jax import render
 
     run, first, second, third = evidence_run, tmp_path / "call1", tmp_path / "call2", tmp_path / "call3"
     proc, log = evidence(first, "--dry-run", run=run, EVIDENCE_SAMPLES="64")
     files = sorted(p.name for p in first.iterdir())
-    expected = {"evidence.log", "bench_all.json", "learn.json", "metrics.jsonl", "curves.png", "diversity.png"}
+    expected = {"evidence.log", "learn.json", "metrics.jsonl", "curves.png"}
     if render.gl_problem() is None:
-        expected |= {"grid" + render.video_suffix(), "e0_e3" + render.video_suffix()}
+        expected.add("e0_e3" + render.video_suffix())
     assert expected <= set(files), (files, log[-3000:])
-    assert len(files) <= 8 and all((first / f).stat().st_size <= 16 * 2**20 for f in files)
     assert proc.returncode == 0, log[-3000:]
     assert "runs in the background" in log and "the background work ended (exit 0)" in log
+    assert "=== bench all" not in log and "=== diversity" not in log  # --all's stages only
     learn = json.loads((first / "learn.json").read_text())
-    assert learn["diversity"]["num_latents"] == 2 and learn["rows"][-1]["env_steps"] == 64
-    bench = json.loads((first / "bench_all.json").read_text())
-    assert "4" in bench["sizes"] and bench["sizes"]["4"]["train"]["env_steps_per_s"] > 0
+    assert learn["rows"][-1]["env_steps"] == 64
     assert "=== summary" in log and "failed" not in log.split("=== summary")[-1]
 
     (run / "background" / "status").unlink()  # as if the machine had killed the work
@@ -282,6 +281,30 @@ def test_evidence_dry_run_calls_follow_and_resume_the_background_work(tmp_path, 
 
     proc, log = evidence(tmp_path / "call4", "--dry-run", "--continue", run=run, timeout=60)
     assert proc.returncode == 0 and "had ended (exit 0)" in log  # a call after the end: the files as they are
+
+
+@pytest.mark.heavy
+@pytest.mark.timeout(1500)
+def test_evidence_dry_run_all_tries_every_stage(tmp_path):
+    """--all, in the foreground: bench all, the pre-training with its grid video, the e0/e3 video and
+    diversity, each file small enough for the device tool to bring back (heavy: bench all alone
+    compiles six programs, about 6 minutes here)."""
+    from ase_jax import render
+
+    out = tmp_path / "out"
+    proc, log = evidence(out, "--dry-run", "--all", run=tmp_path / "run", EVIDENCE_SAMPLES="64")
+    files = sorted(p.name for p in out.iterdir())
+    expected = {"evidence.log", "bench_all.json", "learn.json", "metrics.jsonl", "curves.png", "diversity.png"}
+    if render.gl_problem() is None:
+        expected |= {"grid" + render.video_suffix(), "e0_e3" + render.video_suffix()}
+    assert expected <= set(files), (files, log[-3000:])
+    assert len(files) <= 8 and all((out / f).stat().st_size <= 16 * 2**20 for f in files)
+    assert proc.returncode == 0, log[-3000:]
+    learn = json.loads((out / "learn.json").read_text())
+    assert learn["diversity"]["num_latents"] == 2 and learn["rows"][-1]["env_steps"] == 64
+    bench = json.loads((out / "bench_all.json").read_text())
+    assert "4" in bench["sizes"] and bench["sizes"]["4"]["train"]["env_steps_per_s"] > 0
+    assert "=== summary" in log and "failed" not in log.split("=== summary")[-1]
 
 
 def test_evidence_continue_without_a_run_stops_at_once(tmp_path):

@@ -12,7 +12,8 @@
 #                                                 checkpoint and follow that
 #   tools/gpu/evidence.sh OUTDIR --all            one call, in the foreground: bench all, a shorter
 #                                                 run, videos and diversity (a lease spent on figures)
-#   tools/gpu/evidence.sh OUTDIR --dry-run [--continue]   the same calls at tiny sizes on a CPU (CI)
+#   tools/gpu/evidence.sh OUTDIR --dry-run [--continue|--all]   the same at tiny sizes on a CPU
+#                                                 (CI runs the calls; --all is a heavy test)
 #
 # Why in the background: two calls that each start Python, build the env and compile the training
 # step spend about 100 s more of the lease than one process that trains through both (BENCHMARKS.md,
@@ -40,7 +41,7 @@
 #   curves.png     the curves (disc reward and accuracy, diversity loss, encoder similarity,
 #                  survival, pose error)
 #   e0_e3.mp4      at the end: the latents e0 and e3, side by side (.gif where no ffmpeg is found)
-#   with --all, and in the dry run of call 1, also:
+#   with --all, also:
 #   grid.mp4       four random latents, 2 x 2, at the end of the run
 #   bench_all.json `python -m ase_jax.bench all`: env step, training iteration, compile, memory
 #   diversity.png  the nearest-clip histogram of random latents
@@ -85,7 +86,12 @@ if [ "$STAGES" = 0 ] && [ "$ALL" = 0 ]; then
     { [ -f "$WORK/out/evidence.log" ] && cat "$WORK/out/evidence.log"; printf '%s' "$NOTES"; } > "$OUT/evidence.log.new"
     mv "$OUT/evidence.log.new" "$OUT/evidence.log"
   }
-  alive() { [ -f "$WORK/pid" ] && kill -0 "$(cat "$WORK/pid")" 2>/dev/null; }
+  alive() {  # the work's process exists and is not a zombie (an orphan whose new parent does not reap it)
+    local pid state
+    [ -f "$WORK/pid" ] && pid=$(cat "$WORK/pid") && kill -0 "$pid" 2>/dev/null || return 1
+    state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+    [ "$state" != Z ]
+  }
   start_work() {
     rm -rf "$WORK"; mkdir -p "$WORK/out"
     local flags=(--stages); [ "$DRY" = 1 ] && flags+=(--dry-run); [ "$1" = resume ] && flags+=(--continue)
@@ -105,11 +111,11 @@ if [ "$STAGES" = 0 ] && [ "$ALL" = 0 ]; then
     fi
     start_work fresh
     note "call 1: the work runs in the background (pid $(cat "$WORK/pid"), run folder $RUN)"
-  elif alive; then
-    note "call 2: following the background work (pid $(cat "$WORK/pid"))"
-  elif [ -f "$WORK/status" ]; then
+  elif [ -f "$WORK/status" ]; then  # before alive: the status is the work's last act, its exit may lag
     note "call 2: the background work had ended (exit $(cat "$WORK/status")); its files as they are"
     copy_results; exit "$(cat "$WORK/status")"
+  elif alive; then
+    note "call 2: following the background work (pid $(cat "$WORK/pid"))"
   elif [ -d "$RUN/checkpoints" ]; then
     note "call 2: the background work died; resuming the run from its checkpoint"
     start_work resume
@@ -144,17 +150,18 @@ fi
 
 if [ "$DRY" = 1 ]; then
   # Tiny sizes on whatever Python runs here (the project installed); the motions bundled with the
-  # repository stand in for the Reallusion clips. Call 1 also runs bench all, the grid video and
-  # diversity, so that the dry run tries every stage.
+  # repository stand in for the Reallusion clips. The calls run the stages the GPU's calls run;
+  # --all adds bench all, the grid video and diversity. The time box is far above the cold compiles
+  # (the training step alone takes ~100 s to compile on a CI machine without a compile cache).
   PY=${PYTHON:-python}
   MOTIONS=motions/bundled/dataset.yaml
   BENCH=(--sizes=4 --steps=5 --iterations=1 --tiny_compile=false --config=tiny)
-  LEARN=(--config=tiny --eval_every=1 --eval_envs=4 --eval_seconds=0.5 --minutes=3
+  LEARN=(--config=tiny --eval_every=1 --eval_envs=4 --eval_seconds=0.5 --minutes=8
          --samples="${EVIDENCE_SAMPLES:-128}")
   PLAY=(--seconds=0.5 --width=64 --height=48)
   DIVERSITY=(--num_latents=2 --seconds=0.5)
   LIMITS=(600 600 300 300)
-  [ "$CONTINUE" = 0 ] && ALL=1
+  [ "$ALL" = 0 ] && LEARN+=(--video=false)
 else
   # shellcheck source=/dev/null
   source tools/gpu/on_device.sh >> "$LOG" 2>&1 || { say "tools/gpu/on_device.sh failed (carry wheels, ref_data, .gl)"; exit 1; }

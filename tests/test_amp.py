@@ -226,3 +226,13 @@ def test_a_task_on_an_amp_llc_is_refused(tiny_amp_run):
     config = load_config("task_tiny", {"name": "heading", "llc": str(tiny_amp_run)})
     with pytest.raises(AseInputError, match="plain AMP run .*--scratch"):
         load_llc(config)
+
+
+@pytest.mark.timeout(60)
+def test_a_plain_amp_run_is_not_pointed_at_skills():
+    """bench learn's closing hints: skills and their diversity for ASE, the one policy for plain AMP."""
+    from ase_jax import bench_learn
+
+    amp, ase = bench_learn.next_steps(load_config("amp_tiny", {})), bench_learn.next_steps(load_config("tiny", {}))
+    assert not any("skill" in line or "--grid" in line or "diversity" in line for line in amp)
+    assert any("diversity" in line for line in ase) and any("--grid" in line for line in ase)

@@ -63,7 +63,7 @@ from ase_jax.agents.ase import networks as ase_networks
 from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.profiling import peak_memory
-from ase_jax.run_loop import train_loop
+from ase_jax.run_loop import pretraining_next_steps, train_loop
 
 # control: the recipe with no skill-discovery pressure (no encoder reward, no diversity term) but the
 # encoder still trained, so that its similarity gap measures what the init and imitation alone put
@@ -374,7 +374,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
         last["mark"] = time.perf_counter()
         return over_time
 
-    train_loop(config, fns, console, "bench learn", progress_fn=progress, next_steps=next_steps(config))
+    train_loop(config, fns, console, "bench learn", progress_fn=progress, next_steps=pretraining_next_steps(config, NEXT_STEPS))
     if protocol.video and last["qpos"] is None:  # resumed with nothing left to train: the video of the state as saved
         _, last["qpos"] = evaluate_state(last["state"])
     done = last["iteration"]
@@ -393,14 +393,6 @@ NEXT_STEPS = (
     "python -m ase_jax.play --checkpoint={workdir} --grid=4 --video={workdir}/grid4.mp4   # four random skills",
     "python -m ase_jax.evaluate diversity --checkpoint={workdir}                        # clips the skills cover",
 )
-AMP_NEXT_STEPS = (  # plain AMP (latent_dim 0): one policy, no latents, no skills
-    "python -m ase_jax.play --checkpoint={workdir} --video={workdir}/amp.mp4            # the policy",
-)
-
-
-def next_steps(config) -> tuple[str, ...]:
-    """The commands printed at the end of a run: a plain AMP run has no skills to show."""
-    return AMP_NEXT_STEPS if config.ase.latent_dim == 0 else NEXT_STEPS
 
 
 def print_reference_comparison(comparison: dict, samples: int, console: Console) -> None:

@@ -20,7 +20,7 @@ from rich.console import Console
 from ase_jax import plan
 from ase_jax.config import Config
 from ase_jax.launch import compiled_train_fns
-from ase_jax.run_loop import run_command, train_loop
+from ase_jax.run_loop import pretraining_next_steps, run_command, train_loop
 
 
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:
@@ -37,8 +37,8 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
     console.print(f"{env.character.name}: {len(dataset.clips)} clips ({dataset.total_seconds:.1f} s) from "
                   f"{dataset.path}; {config.ppo.num_envs} envs on {jax.local_device_count()} "
                   f"{jax.devices()[0].platform} device(s)")
-    next_steps = AMP_NEXT_STEPS if config.ase.latent_dim == 0 else NEXT_STEPS
-    return train_loop(config, fns, console, "pretrain", max_iterations, next_steps=next_steps)
+    return train_loop(config, fns, console, "pretrain", max_iterations,
+                      next_steps=pretraining_next_steps(config, NEXT_STEPS))
 
 
 NEXT_STEPS = (
@@ -46,11 +46,6 @@ NEXT_STEPS = (
     "python -m ase_jax.play --checkpoint={workdir} --latent=e0                            # one skill, in the viewer",
     "python -m ase_jax.evaluate diversity --checkpoint={workdir}                          # clips the skills cover",
     "python -m ase_jax.task --name=heading --llc={workdir}                                # reuse the skills",
-)
-
-AMP_NEXT_STEPS = (  # plain AMP (latent_dim 0): one policy, no latents to pick, no skills for a task to reuse
-    "python -m ase_jax.play --checkpoint={workdir} --video={workdir}/amp.mp4          # the policy",
-    "python -m ase_jax.export --checkpoint={workdir} --out={workdir}/export           # ONNX + policy.json",
 )
 
 

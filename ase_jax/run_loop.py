@@ -27,6 +27,20 @@ class TrainingDiverged(AseInputError):
     """Training produced only non-finite gradients for several iterations in a row."""
 
 
+# What to look at after a plain AMP pre-training (latent_dim 0): one policy, no latents to pick, no
+# skills for a task to reuse.
+AMP_NEXT_STEPS = (
+    "python -m ase_jax.play --checkpoint={workdir} --video={workdir}/amp.mp4          # the policy",
+    "python -m ase_jax.export --checkpoint={workdir} --out={workdir}/export           # ONNX + policy.json",
+)
+
+
+def pretraining_next_steps(config: Config, skill_steps: tuple[str, ...]) -> tuple[str, ...]:
+    """The commands printed at the end of a pre-training: a command's `skill_steps` for ASE, the
+    policy's for plain AMP."""
+    return AMP_NEXT_STEPS if config.ase.latent_dim == 0 else skill_steps
+
+
 PACKAGES = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "brax", "flax", "optax", "orbax-checkpoint", "numpy")
 
 

@@ -258,6 +258,7 @@ def test_evidence_dry_run_calls_follow_and_resume_the_background_work(tmp_path, 
     if render.gl_problem() is None:
         expected.add("e0_e3" + render.video_suffix())
     assert expected <= set(files), (files, log[-3000:])
+    assert len(files) <= 8 and all((first / f).stat().st_size <= 16 * 2**20 for f in files)
     assert proc.returncode == 0, log[-3000:]
     assert "runs in the background" in log and "the background work ended (exit 0)" in log
     assert "=== bench all" not in log and "=== diversity" not in log  # --all's stages only

@@ -1,9 +1,9 @@
 """The memory and cost plan (ase_jax/plan.py): XLA's analysis of the compiled training step,
-extrapolated in num_envs from two probes, checked against a direct compile; `pretrain`'s refusal
-of a num_envs that does not fit a (faked, small) device, before it compiles; `bench plan`'s table."""
+extrapolated in num_envs from two probes and checked against a direct compile (the toy env's
+step); `pretrain`'s refusal, on the tiny humanoid, of a num_envs that does not fit a (faked, small)
+device, before it allocates; `bench plan`'s table."""
 
 from __future__ import annotations
-
 
 import jax
 import numpy as np
@@ -13,6 +13,7 @@ from ase_jax import bench, launch, plan, pretrain
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
 from ase_jax.env.toy import ToyEnv, toy_config
+
 
 @pytest.fixture(scope="module")
 def tiny():

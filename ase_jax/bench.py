@@ -58,6 +58,7 @@ from ase_jax import cli
 from ase_jax.character import load_character
 from ase_jax.config import config_from_args, load_config, resolve_path
 from ase_jax.env import HumanoidEnv
+from ase_jax.env.interface import vmap_envs
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.motions.library import build_motion_lib
@@ -92,11 +93,11 @@ def bench_env(config, steps: int, cached_compile: bool = False) -> dict:
     keys = jax.random.split(jax.random.PRNGKey(config.run.seed), n)
     actions = jax.random.uniform(jax.random.PRNGKey(1), (steps, n, env.action_size), minval=-0.5, maxval=0.5)
 
-    reset, reset_compile_s = _timed_compile(jax.vmap(env.reset), keys)
+    reset, reset_compile_s = _timed_compile(vmap_envs(env.reset), keys)
     state, _ = _timed_run(reset, keys)
 
     def env_rollout(state, actions):
-        state, done = jax.lax.scan(lambda s, a: (jax.vmap(env.step)(s, a), s.done), state, actions)
+        state, done = jax.lax.scan(lambda s, a: (vmap_envs(env.step)(s, a), s.done), state, actions)
         return state, done.sum()
 
     def bare_rollout(data, actions):  # the physics alone: fixed servo targets, no PD drive
@@ -205,18 +206,23 @@ def bench_tiny_compile() -> dict:
     return {"train_step_cold_compile_s": cold, "train_step_cached_compile_s": cached}
 
 
-def bench_all(config, sizes, steps: int, iterations: int, tiny_compile: bool = True) -> dict:
-    """Everything, per env count, in one process; expects JAX's persistent cache to be enabled."""
+def bench_all(config, sizes, steps: int, iterations: int, tiny_compile: bool = True,
+              mujoco_c_envs: int | None = None, profile_dir: str | None = None) -> dict:
+    """Everything, per env count, in one process; expects JAX's persistent cache to be enabled.
+    C MuJoCo steps `mujoco_c_envs` characters (at most the row's count) where given: it is serial per
+    core, and its steps/s per core do not depend on the count (4096 took over 300 s on a GPU machine)."""
     results = {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
                "num_devices": jax.local_device_count(), "jax": jax.__version__, "steps": steps,
+               "mjx_impl": config.env.mjx_impl, "compute_dtype": config.ppo.compute_dtype,
                "tiny": bench_tiny_compile() if tiny_compile else {}, "sizes": {}}
     for n in sizes:
         minibatch = max(1, n * config.ppo.horizon // 4)
         sized = config.replace(num_envs=n, minibatch_size=minibatch,
                                amp_minibatch_size=min(config.ase.amp_minibatch_size, minibatch))
-        row = {"mujoco_c": bench_mujoco_rollout(sized, n, steps)}
+        c_envs = min(n, mujoco_c_envs or n)
+        row = {"mujoco_c": dict(bench_mujoco_rollout(sized, c_envs, steps), num_envs=c_envs)}
         row.update(bench_env(sized, steps, cached_compile=True))
-        row["train"] = bench_train(sized, iterations)
+        row["train"] = bench_train(sized, iterations, f"{profile_dir}/{n}" if profile_dir else None)
         row.update(peak_memory())
         results["sizes"][str(n)] = row
     return results
@@ -310,6 +316,12 @@ def build_parser() -> cli.Parser:
     every.add_argument("--steps", type=cli.positive_int, default=100, help="env steps timed (default 100)")
     every.add_argument("--iterations", type=cli.positive_int, default=2,
                        help="training iterations timed (default 2)")
+    every.add_argument("--mujoco_c_envs", type=cli.positive_int, default=None,
+                       help="characters C MuJoCo steps in each row (default: the row's count, 64 on a GPU: "
+                            "C MuJoCo is serial per core and its steps/s do not grow with the count)")
+    every.add_argument("--profile", default=None, metavar="DIR",
+                       help="also record a jax profiler trace of the training iterations into DIR/<envs> and "
+                            "list each row's top operations")
     every.add_argument("--out", default=None, metavar="FILE.json", help="write the results as JSON here")
     every.add_argument("--compare", default=None, metavar="OLD.json", help="show the ratios to an earlier --out")
     every.add_argument("--tiny_compile", type=cli.boolean, default=True,
@@ -350,7 +362,9 @@ def main(argv=None) -> int:
             cache_dir = tempfile.mkdtemp(prefix="ase_jax_bench_cache_")
             jax.config.update("jax_compilation_cache_dir", cache_dir)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            result = bench_all(config, list(sizes), args.steps, args.iterations, args.tiny_compile)
+            mujoco_c_envs = args.mujoco_c_envs or (None if jax.devices()[0].platform == "cpu" else 64)
+            result = bench_all(config, list(sizes), args.steps, args.iterations, args.tiny_compile, mujoco_c_envs,
+                               args.profile)
             _print_table(result, old)
             if args.out:
                 Path(args.out).write_text(json.dumps(result, indent=2))

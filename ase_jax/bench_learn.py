@@ -147,7 +147,7 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
     n, steps = protocol.eval_envs, max(2, round(protocol.eval_seconds / env.control_dt))
     eval_env = HumanoidEnv(dataclasses.replace(config.env, state_init="default", fall_init_prob=0.0,
                                                recovery_episode_prob=0.0, episode_length=steps + 2),
-                           env.character, seed=config.run.seed)
+                           env.character, seed=config.run.seed, num_envs=n)
     key = jax.random.PRNGKey(config.run.seed + 12345)
     k_z, k_reset = jax.random.split(key)
     z = ase_networks.sample_latents(k_z, (n,), config.ase.latent_dim)

@@ -134,6 +134,11 @@ class EnvConfig:
     solver_iterations: int = _field(4, "MuJoCo constraint solver iterations", _positive)
     solver_ls_iterations: int = _field(8, "MuJoCo solver line-search iterations", _positive)
     mjx_impl: str = _field("jax", "MJX implementation: jax (everywhere) or warp (NVIDIA GPUs)", _one_of("jax", "warp"))
+    warp_contacts_per_env: int = _field(0, "mjx_impl=warp: contact slots per env (MuJoCo Warp keeps one list for all "
+                                        "envs, num_envs times this); 0: MuJoCo Warp's own guess for the model. A "
+                                        "step that finds more contacts counts in env/contact_overflow", _non_negative)
+    warp_constraints_per_env: int = _field(0, "mjx_impl=warp: constraint rows per env (njmax); 0: MuJoCo Warp's "
+                                           "own guess for the model", _non_negative)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +163,9 @@ class PPOConfig:
     action_log_std: float = _field(-2.9, "fixed log standard deviation of the Gaussian policy")
     actor_units: tuple = _field((1024, 1024, 512), "actor MLP sizes")
     critic_units: tuple = _field((1024, 1024, 512), "critic MLP sizes")
+    compute_dtype: str = _field("float32", "dtype of the actor's, critic's, discriminator's and encoder's matmuls "
+                                "and activations: float32 (the reference) or bfloat16 (parameters, optimiser "
+                                "state, losses and their reductions stay float32)", _one_of("float32", "bfloat16"))
     normalize_obs_clip: float = _field(5.0, "clamp of normalised observations", _positive)
     normalize_value_clip: float = _field(5.0, "clamp of normalised values: the critic's output before it is "
                                          "denormalised and the normalised return targets (the reference's, "

@@ -195,7 +195,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                 console.print(f"{label}: compiling the training step (minutes on a CPU), then {total_iterations - start} "
                               f"iterations of {steps_per_iteration:,} samples", highlight=False)
             tick, tick_iteration = None, start
-            bad_iterations = 0
+            bad_iterations, warned_overflow = 0, False
             done = start
             if progress_fn is not None:
                 progress_fn(start, state, None)
@@ -218,6 +218,11 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                             f"lower learning_rate or check the motion data and config")
                 else:
                     bad_iterations = 0
+                if not warned_overflow and float(np.asarray(metrics.get("env/contact_overflow", [0.0]))[0]) > 0:
+                    warned_overflow = True  # once a run: the metric counts every step after this
+                    console.print(f"[yellow]warning:[/] iteration {done}: MJX's Warp back end found more contacts or "
+                                  f"constraints than it has slots and dropped the rest (env/contact_overflow); raise "
+                                  f"warp_contacts_per_env / warp_constraints_per_env", soft_wrap=True)
                 if done % run.log_every == 0 or last_one:
                     metrics = {k: float(np.asarray(v)[0]) for k, v in jax.device_get(metrics).items()}
                     now = time.perf_counter()

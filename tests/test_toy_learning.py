@@ -56,6 +56,15 @@ def no_sd_run():
     return (config, env, fns.networks) + _train(fns, ASE_ITERATIONS)
 
 
+@pytest.fixture(scope="module")
+def bfloat16_run():
+    """The same run with the networks computing in bfloat16 (`ppo.compute_dtype`)."""
+    config = toy_config(compute_dtype="bfloat16")
+    env = ToyEnv()
+    fns = make_train_fns(config, env)
+    return (config, env, fns.networks) + _train(fns, ASE_ITERATIONS)
+
+
 def _evaluate(config, env, nets, policy_state, disc_state, shuffle_latents=False, num=256, steps=48, seed=5):
     """Deterministic rollouts of `policy_state`'s actor under random latents, judged by
     `disc_state`'s discriminator and encoder: (mean speed, disc reward, encoder similarity)."""
@@ -130,3 +139,29 @@ def test_high_level_controller_on_frozen_toy_skills_raises_the_task_reward(ase_r
     # The low-level controller stays frozen.
     for a, b in zip(jax.tree.leaves(llc_state.params), jax.tree.leaves(final.llc["params"])):
         np.testing.assert_array_equal(a, b)
+
+
+def test_bfloat16_networks_learn_as_the_float32_ones(ase_run, bfloat16_run):
+    """`compute_dtype=bfloat16` (matmuls and activations in bfloat16, parameters and losses float32)
+    on the same run: the discriminator, the imitation and the skills reach the float32 run's
+    thresholds (BENCHMARKS.md, "bfloat16 networks", has both runs' figures)."""
+    config, env, nets, initial, final, history = bfloat16_run
+    assert nets.compute_dtype == "bfloat16"
+    assert jax.tree.leaves(final.params)[0].dtype == jnp.float32  # parameters stay float32
+    late = history[-1]
+    assert late["disc_demo_accuracy"] > 0.9 and late["disc_agent_accuracy"] > 0.9, late
+    speed, _, similarity = _evaluate(config, env, nets, final, final)
+    assert abs(speed - 1.0) < 0.25, speed
+    assert similarity > 0.85, similarity
+    assert history[-1]["loss/diversity"] < 0.5 * history[0]["loss/diversity"]
+    # ... and it did compute in bfloat16: its actions differ from a float32 pass by bfloat16's rounding
+    f32 = ase_networks.make_ase_networks(nets.obs_size, nets.amp_obs_size, nets.action_size, nets.latent_dim,
+                                         config.ppo.actor_units, config.ase.style_units, config.ppo.critic_units,
+                                         config.ase.disc_units)
+    obs = jax.random.normal(jax.random.PRNGKey(3), (256, nets.obs_size))
+    z = ase_networks.sample_latents(jax.random.PRNGKey(4), (256,), nets.latent_dim)
+    mu16 = nets.actor_apply(final.params["actor"], obs, z)
+    mu32 = f32.actor_apply(final.params["actor"], obs, z)
+    assert mu16.dtype == jnp.float32
+    gap = float(jnp.abs(mu16 - mu32).max())
+    assert 0 < gap < 0.05 * float(jnp.abs(mu32).max()) + 1e-2, gap

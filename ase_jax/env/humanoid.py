@@ -1,6 +1,6 @@
 """The ASE humanoid environment: jittable reset and step over one MJX character.
 
-Functions act on one environment; vmap them over many (`jax.vmap(env.step)`), as in MuJoCo
+Functions act on one environment; vmap them over many (`env.interface.vmap_envs(env.step)`), as in MuJoCo
 Playground. One policy step holds the PD targets for `physics_steps_per_control_step` MuJoCo steps
 (4 x 1/120 s = 1/30 s), then computes observations, termination and, for ended episodes, a fresh
 initial state, all inside the same jitted function (docs/reference.md §3-4).
@@ -23,6 +23,7 @@ from ase_jax.config import EnvConfig
 from ase_jax.drive import make_drive
 from ase_jax.env import observations as obs_lib
 from ase_jax.env import termination
+from ase_jax.env.interface import ENV_AXIS
 from ase_jax.env.fall_states import make_fall_states
 from ase_jax.motions import library as ml
 
@@ -68,6 +69,17 @@ def scene_model(config: EnvConfig, character: Character, task=None):
     return model
 
 
+def quiet_solver_iterations(mjx_model):
+    """The Warp model without MuJoCo Warp's print at every step whose solver stops at its iteration
+    limit: the reference's few solver iterations (`solver_iterations`) reach it by design. Its other
+    overflow prints (contacts, constraints) stay, beside `HumanoidEnv.contact_overflow`."""
+    from mujoco.mjx.third_party.mujoco_warp._src.types import OverflowType
+
+    opt = mjx_model.opt
+    quiet = int(opt._impl.warn_overflow) & ~int(OverflowType.ITERATIONS)
+    return mjx_model.replace(opt=opt.replace(_impl=opt._impl.replace(warn_overflow=quiet)))
+
+
 class HumanoidEnv:
     """ASE's humanoid with reference-state, default, hybrid and fall initialisation
     (an `ase_jax.env.interface.Env`). `seed` picks the fallen poses generated at start-up: `num_fall_states`
@@ -89,6 +101,8 @@ class HumanoidEnv:
         # mjx's default device is jax.devices()[0]: process 0's in a multi-process run (ase_jax.distributed).
         self._device = jax.local_devices()[0] if jax.process_count() > 1 else None
         self.mjx_model = mjx.put_model(model, impl=config.mjx_impl, device=self._device)
+        if config.mjx_impl == "warp":
+            self.mjx_model = quiet_solver_iterations(self.mjx_model)
         self.control_dt = config.physics_steps_per_control_step * model.opt.timestep
         self.history = config.demo_history
         self.character_obs_size = obs_lib.policy_obs_size(character)
@@ -115,8 +129,45 @@ class HumanoidEnv:
             self._fall_qpos = jnp.asarray(make_fall_states(
                 character, count, seed, config.self_collision, config.pd_torque_limit), jnp.float32)
         # MJX's Warp back end builds its data from the MjModel, and each back end only steps its own data
-        self._blank_data = mjx.make_data(model if config.mjx_impl == "warp" else self.mjx_model,
-                                         device=self._device, impl=config.mjx_impl)
+        if config.mjx_impl == "warp":
+            self._blank_data = self._warp_data(model, num_envs)
+        else:
+            self._blank_data = mjx.make_data(self.mjx_model, device=self._device, impl="jax")
+
+    def _warp_data(self, model, num_envs: int | None) -> mjx.Data:
+        """One env's blank Warp data, sized for a batch of `num_envs`: MuJoCo Warp keeps one contact
+        list for all the envs of a vmapped call (`naconmax` slots; its per-world guess times the env
+        count, or `warp_contacts_per_env` times it) and `njmax` constraint rows per env."""
+        if not num_envs:
+            raise AseInputError("mjx_impl='warp' sizes its contact list for the batch: build the env with its "
+                                "number of envs (num_envs)")
+        # MuJoCo Warp's guess for one world is what make_data allocates for a batch of one
+        per_env = self.config.warp_contacts_per_env or mjx.make_data(model, impl="warp")._impl.naconmax
+        self.warp_contact_slots = per_env * num_envs
+        return mjx.make_data(model, device=self._device, impl="warp", naconmax=self.warp_contact_slots,
+                             njmax=self.config.warp_constraints_per_env or None)
+
+    @staticmethod
+    def world_index():
+        """This env's index in its batch (`env.interface.vmap_envs`), or None outside one (a single
+        env): the Warp back end's shared contact list tags each contact with it."""
+        try:
+            return jax.lax.axis_index(ENV_AXIS)
+        except NameError:  # not inside vmap_envs: one env, every contact is its own
+            return None
+
+    def contacts(self, data: mjx.Data) -> termination.Contacts:
+        """This env's contact list (`termination.mjx_contacts`)."""
+        return termination.mjx_contacts(data, self.world_index())
+
+    def contact_overflow(self, data: mjx.Data) -> jax.Array:
+        """1.0 when the Warp back end found more contacts in the batch than it has slots, or more
+        constraint rows in this env than `njmax` (the rest were dropped), else 0.0; always 0.0 with
+        the JAX back end, whose contact list holds every candidate pair."""
+        impl = data._impl
+        if not hasattr(impl, "nacon"):
+            return jnp.zeros((), jnp.float32)
+        return jnp.any((impl.nacon > impl.naconmax) | (impl.nefc > impl.njmax)).astype(jnp.float32)
 
     def physics_step(self, data: mjx.Data, target: jax.Array) -> mjx.Data:
         """One MuJoCo step with the PD drive towards `target` (nu,) (ase_jax.drive)."""
@@ -148,7 +199,7 @@ class HumanoidEnv:
     def body_contacts(self, data: mjx.Data) -> jax.Array:
         """(B,) whether each character body touches something (`termination.body_contacts` of MJX's
         contact list: penetration depth > 0 on any of its geoms)."""
-        return termination.body_contacts(termination.mjx_contacts(data), self.scene)
+        return termination.body_contacts(self.contacts(data), self.scene)
 
     def fall_contact(self, data: mjx.Data) -> jax.Array:
         """Whether a body other than the feet touches anything: the floor, a prop or, with
@@ -157,7 +208,7 @@ class HumanoidEnv:
 
     def _has_fallen(self, data: mjx.Data) -> jax.Array:
         """docs/reference.md §4.3: a non-foot body touches something AND a non-foot body is below its height."""
-        return termination.has_fallen(termination.mjx_contacts(data), data.xpos[1: 1 + self._nb, 2], self.scene)
+        return termination.has_fallen(self.contacts(data), data.xpos[1: 1 + self._nb, 2], self.scene)
 
     # --- initial states -----------------------------------------------------------------------
 
@@ -236,7 +287,9 @@ class HumanoidEnv:
         return EnvState(data=data, obs=obs, amp_obs=history, next_obs=obs, next_amp_obs=history,
                         done=zero, terminated=zero, step_count=jnp.zeros((), jnp.int32),
                         recovery_count=jnp.asarray(recovery_count, jnp.int32), key=key,
-                        metrics={"episode_length": zero, "nonfinite": zero}, reward=zero, task=task_state)
+                        metrics={"episode_length": zero, "nonfinite": zero,
+                                 "contact_overflow": self.contact_overflow(data)},
+                        reward=zero, task=task_state)
 
     def step(self, state: EnvState, action: jax.Array) -> EnvState:
         bad_action = ~jnp.all(jnp.isfinite(action))
@@ -264,7 +317,7 @@ class HumanoidEnv:
         if self.task is not None:
             reward = self.task.reward(task_state, data, prev_root_pos, self.control_dt, self.character)
             if self.config.early_termination:
-                fallen = fallen | self.task.terminated(task_state, data, termination.mjx_contacts(data), self.scene)
+                fallen = fallen | self.task.terminated(task_state, data, self.contacts(data), self.scene)
             task_state, data = self.task.update(jax.random.fold_in(k_task, 1), task_state, data, self.character)
         terminated = termination.ends_episode(fallen, step_count, recovery_count) | bad
         timed_out = (step_count >= self.config.episode_length - 1) & ~recovering
@@ -278,7 +331,8 @@ class HumanoidEnv:
         pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(done, x, y), a, b)
         f32 = lambda x: jnp.asarray(x, jnp.float32)
         return EnvState(
-            data=pick(init_data, data),
+            # Data.where: the Warp back end's data holds fields shared by the batch (its contact list)
+            data=data.where(done, init_data),
             obs=pick(init_obs, obs),
             amp_obs=pick(init_history, history),
             next_obs=obs,
@@ -288,7 +342,8 @@ class HumanoidEnv:
             step_count=jnp.where(done, 0, step_count).astype(jnp.int32),
             recovery_count=jnp.where(done, init_recovery, recovery_count).astype(jnp.int32),
             key=key,
-            metrics={"episode_length": f32(jnp.where(done, step_count, 0)), "nonfinite": f32(bad)},
+            metrics={"episode_length": f32(jnp.where(done, step_count, 0)), "nonfinite": f32(bad),
+                     "contact_overflow": self.contact_overflow(data)},
             reward=f32(reward),
             task=pick(init_task, task_state),
         )

@@ -17,6 +17,10 @@ The state that `reset` and `step` return is any pytree with at least these field
 
 An ended episode resets inside `step` (the next state's `obs` starts the new episode), so that a
 rollout is one `lax.scan` with no host logic.
+
+Batch `reset` and `step` over envs with `vmap_envs` (a `jax.vmap` whose axis is named `ENV_AXIS`):
+MJX's Warp back end keeps one contact list for all the envs of a batch, and an env finds its own
+contacts in it by its index along that axis (`HumanoidEnv.world_index`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import jax
+
+ENV_AXIS = "envs"
+
+
+def vmap_envs(fn):
+    """`fn` of one env (reset or step) over a batch of envs: `jax.vmap` over the leading axis, named
+    `ENV_AXIS` so that an env can read its index in the batch."""
+    return jax.vmap(fn, axis_name=ENV_AXIS)
 
 
 class Env(Protocol):

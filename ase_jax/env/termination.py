@@ -36,14 +36,18 @@ class Contacts:
     dist: object
 
 
-def mjx_contacts(data) -> Contacts:
+def mjx_contacts(data, world=None) -> Contacts:
     """MJX's contact list (fixed size; MJX exposes it only on `data._impl`): every candidate pair
-    (the JAX back end), or `naconmax` slots of which the first `nacon` are in use (the Warp back
-    end; the unused ones get an infinite distance, so that they touch nothing)."""
+    (the JAX back end), or the Warp back end's `naconmax` slots shared by all the envs of a batch, of
+    which the first `nacon` are in use, each tagged with its env (`world`: this env's index in the
+    batch, `HumanoidEnv.world_index`). Slots not in use, or another env's, get an infinite distance,
+    so that they touch nothing."""
     impl = data._impl
     if hasattr(impl, "contact"):
         return Contacts(impl.contact.geom, impl.contact.dist)
     in_use = jnp.arange(impl.contact__dist.shape[-1]) < impl.nacon
+    if world is not None:
+        in_use = in_use & (impl.contact__worldid == world)
     return Contacts(impl.contact__geom, jnp.where(in_use, impl.contact__dist, jnp.inf))
 
 

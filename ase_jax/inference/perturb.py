@@ -47,6 +47,7 @@ import numpy as np
 
 from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.env import termination
+from ase_jax.env.interface import vmap_envs
 from ase_jax.errors import AseInputError
 from ase_jax.inference.rollout import (PLAYBACK_OVERRIDES, Policy, latent_policy, reset_batch, task_controller,
                                        unroll)
@@ -218,7 +219,7 @@ def perturb(checkpoint, impulses=(0.0, 50.0, 100.0, 150.0, 200.0), num_envs: int
 
     def fallen_and_footed(data):
         """(the env's fall test, whether a foot touches something) of one env's data."""
-        contacts = termination.mjx_contacts(data)
+        contacts = env.contacts(data)
         fallen = termination.has_fallen(contacts, data.xpos[1: 1 + nb, 2], env.scene)
         return fallen, jnp.any(termination.body_contacts(contacts, env.scene) & feet)
 
@@ -227,7 +228,7 @@ def perturb(checkpoint, impulses=(0.0, 50.0, 100.0, 150.0, 200.0), num_envs: int
         stand = start.data.xpos[:, head, 2]  # the head's height in the start pose
 
         def record(state, _):
-            down, footed = jax.vmap(fallen_and_footed)(state.data)
+            down, footed = vmap_envs(fallen_and_footed)(state.data)
             up = ~down & footed & (state.data.xpos[:, head, 2] >= UP_FRACTION * stand)
             return down, up, state.data.qpos[:keep]
 

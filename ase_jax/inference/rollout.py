@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ase_jax.env.interface import vmap_envs
+
 # Playback: start standing, and never time out (the clip's length decides).
 PLAYBACK_OVERRIDES = {"fall_init_prob": 0.0, "recovery_episode_prob": 0.0, "episode_length": 1_000_000_000}
 
@@ -34,7 +36,7 @@ def unroll(env, state, policy: Policy, steps: int, record: Callable, carry=()):
     def step(loop, t):
         carry, state = loop
         carry, actions, extras = policy(carry, state, t)
-        state = jax.vmap(env.step)(state, actions)
+        state = vmap_envs(env.step)(state, actions)
         return (carry, state), record(state, extras)
 
     (carry, state), records = jax.lax.scan(step, (carry, state), jnp.arange(steps))
@@ -43,7 +45,7 @@ def unroll(env, state, policy: Policy, steps: int, record: Callable, carry=()):
 
 def reset_batch(env, key: jax.Array, n: int):
     """n fresh env states (one key each), stacked on a leading batch axis."""
-    return jax.vmap(env.reset)(jax.random.split(key, n))
+    return vmap_envs(env.reset)(jax.random.split(key, n))
 
 
 def latent_policy(action: Callable, latents: jax.Array) -> Policy:

@@ -9,7 +9,7 @@ normalised (the running normalisers live in the training state, as in brax).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -137,12 +137,31 @@ class DiscEnc(nn.Module):
     def _enc_head(self, features: jax.Array) -> jax.Array:
         if self.latent_dim == 0:
             return jnp.zeros(features.shape[:-1] + (0,), features.dtype)
-        return l2_normalize(self.enc_layer(features))
+        return l2_normalize(self.enc_layer(features).astype(jnp.float32))  # the norm in float32 under bfloat16
+
+
+def in_compute_dtype(apply: Callable, dtype) -> Callable:
+    """`apply(params, *inputs, **kw)` computing in `dtype`: floating parameters and inputs cast to it
+    on the way in (the float32 parameters get float32 gradients through the cast), every output back
+    to float32, so that losses and their reductions stay float32. The identity for float32.
+
+    Casting around `apply` keeps brax's MLP (which has no dtype attribute) and the parameter tree
+    unchanged, so checkpoints are the same whatever the compute dtype."""
+    if jnp.dtype(dtype) == jnp.float32:
+        return apply
+    cast = lambda tree, to: jax.tree.map(
+        lambda x: x.astype(to) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+    def apply_in_dtype(params, *inputs, **kwargs):
+        return cast(apply(cast(params, dtype), *cast(inputs, dtype), **kwargs), jnp.float32)
+
+    return apply_in_dtype
 
 
 @dataclasses.dataclass(frozen=True)
 class ASENetworks:
-    """The three ASE modules, their input sizes and the fixed action log-std (docs/reference.md §4.2)."""
+    """The three ASE modules, their input sizes and the fixed action log-std (docs/reference.md §4.2);
+    `compute_dtype` is the dtype their layers compute in (parameters and outputs are float32)."""
 
     actor: Actor
     critic: Critic
@@ -152,26 +171,30 @@ class ASENetworks:
     action_size: int
     latent_dim: int
     log_std: float
+    compute_dtype: str = "float32"
+
+    def _apply(self, module: nn.Module) -> Callable:
+        return in_compute_dtype(module.apply, self.compute_dtype)
 
     def actor_apply(self, params: Params, obs: jax.Array, z: jax.Array) -> jax.Array:
         """Action mean mu(obs, z); obs normalised, z unit-norm."""
-        return self.actor.apply(params, obs, z)
+        return self._apply(self.actor)(params, obs, z)
 
     def critic_apply(self, params: Params, obs: jax.Array, z: jax.Array) -> jax.Array:
         """Value V(obs, z) in normalised value units."""
-        return self.critic.apply(params, obs, z)
+        return self._apply(self.critic)(params, obs, z)
 
     def disc_enc_apply(self, params: Params, amp_obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(D(o), e(o)) from one trunk pass over normalised discriminator obs."""
-        return self.disc.apply(params, amp_obs)
+        return self._apply(self.disc)(params, amp_obs)
 
     def disc_logit_apply(self, params: Params, amp_obs: jax.Array) -> jax.Array:
         """The discriminator logit D(o) only."""
-        return self.disc.apply(params, amp_obs, method=DiscEnc.logit)
+        return self._apply(self.disc)(params, amp_obs, method=DiscEnc.logit)
 
     def encode_apply(self, params: Params, amp_obs: jax.Array) -> jax.Array:
         """The unit-norm encoding e(o) only."""
-        return self.disc.apply(params, amp_obs, method=DiscEnc.encode)
+        return self._apply(self.disc)(params, amp_obs, method=DiscEnc.encode)
 
 
 def make_ase_networks(
@@ -186,6 +209,7 @@ def make_ase_networks(
     log_std: float = -2.9,
     style_init_scale: float = 1.0,
     separate_encoder: bool = False,
+    compute_dtype: str = "float32",
 ) -> ASENetworks:
     """Builds the ASE actor, critic and discriminator/encoder for the given sizes (docs/reference.md §5.2)."""
     # Tuples keep the modules hashable when sizes come from a config as lists.
@@ -195,7 +219,7 @@ def make_ase_networks(
         critic=Critic(units=tuple(critic_units)),
         disc=DiscEnc(latent_dim=latent_dim, units=tuple(disc_units), separate=bool(separate_encoder)),
         obs_size=obs_size, amp_obs_size=amp_obs_size, action_size=action_size, latent_dim=latent_dim,
-        log_std=float(log_std))
+        log_std=float(log_std), compute_dtype=compute_dtype)
 
 
 def networks_for(config, obs_size: int, amp_obs_size: int, action_size: int) -> ASENetworks:
@@ -205,7 +229,8 @@ def networks_for(config, obs_size: int, amp_obs_size: int, action_size: int) -> 
         obs_size=obs_size, amp_obs_size=amp_obs_size, action_size=action_size, latent_dim=config.ase.latent_dim,
         actor_units=config.ppo.actor_units, style_units=config.ase.style_units, critic_units=config.ppo.critic_units,
         disc_units=config.ase.disc_units, log_std=config.ppo.action_log_std,
-        style_init_scale=config.ase.style_init_scale, separate_encoder=config.ase.separate_encoder)
+        style_init_scale=config.ase.style_init_scale, separate_encoder=config.ase.separate_encoder,
+        compute_dtype=config.ppo.compute_dtype)
 
 
 def init_params(networks: ASENetworks, key: jax.Array) -> dict[str, Params]:

@@ -33,7 +33,7 @@ from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses, networks as ase_networks
 from ase_jax.agents.ase import replay as replay_lib
 from ase_jax.config import Config
-from ase_jax.env.interface import Env
+from ase_jax.env.interface import Env, vmap_envs
 
 
 @struct.dataclass
@@ -67,6 +67,7 @@ class Transition:
     terminated: jax.Array
     episode_length: jax.Array
     nonfinite: jax.Array
+    contact_overflow: jax.Array  # the Warp back end dropped contacts or constraints (env.contact_overflow)
 
 
 def eps_greedy_probs(num_envs: int, offset, total: int, enabled: bool) -> jax.Array:
@@ -107,7 +108,7 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
             params=params, opt_state=optimizer.init(params), obs_norm=ppo.init_normalizer((env.obs_size,)),
             amp_norm=ppo.init_normalizer((amp_dim,)), value_norm=ppo.init_normalizer(()),
             replay=replay_lib.init_replay(ase.replay_buffer_size // len(devices), (amp_dim,)),
-            env_state=jax.vmap(env.reset)(jax.random.split(k_reset, local_envs)), latents=latents,
+            env_state=vmap_envs(env.reset)(jax.random.split(k_reset, local_envs)), latents=latents,
             latent_countdown=countdown, key=k_state, iteration=jnp.zeros((), jnp.int32),
             reward_norm={k: ppo.init_normalizer(()) for k in (("disc",) if amp else ("disc", "enc"))}
             if ase.reward_normalization else None)
@@ -122,12 +123,13 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
             mu = nets.actor_apply(state.params["actor"], norm(env_state.obs, state.obs_norm), z)
             stochastic = jax.random.bernoulli(k_eps, stochastic_prob).astype(jnp.float32)
             actions, log_prob = ppo.sample_actions(k_noise, mu, hp.action_log_std, stochastic)
-            next_state = jax.vmap(env.step)(env_state, actions)
+            next_state = vmap_envs(env.step)(env_state, actions)
             transition = Transition(
                 obs=env_state.obs, next_obs=next_state.next_obs,
                 amp_obs=next_state.next_amp_obs.reshape(local_envs, -1), latents=z, actions=actions,
                 log_prob=log_prob, stochastic=stochastic, done=next_state.done, terminated=next_state.terminated,
-                episode_length=next_state.metrics["episode_length"], nonfinite=next_state.metrics["nonfinite"])
+                episode_length=next_state.metrics["episode_length"], nonfinite=next_state.metrics["nonfinite"],
+                contact_overflow=next_state.metrics.get("contact_overflow", jnp.zeros_like(next_state.done)))
             if not amp:
                 new_z, new_countdown = sample_latents(k_lat, local_envs)
                 resample = (next_state.done > 0) | (countdown <= 1)
@@ -229,10 +231,12 @@ def make_train_fns(config: Config, env: Env, num_devices: int | None = None) -> 
             "reward/disc": disc_reward.mean(), "reward/total": rewards.mean(),
             "episode/length": traj.episode_length.sum() / jnp.maximum(finished, 1.0),
             "episode/finished": finished, "episode/terminated": traj.terminated.sum(),
-            "env/nonfinite": traj.nonfinite.sum(), "value/mean": values.mean(),
+            "env/nonfinite": traj.nonfinite.sum(), "env/contact_overflow": traj.contact_overflow.sum(),
+            "value/mean": values.mean(),
             "advantage/std_raw": raw_advantage_std,
         })
-        metrics = ppo.reduce_metrics(metrics, sums={"episode/finished", "episode/terminated", "env/nonfinite"})
+        metrics = ppo.reduce_metrics(metrics, sums={"episode/finished", "episode/terminated", "env/nonfinite",
+                                                              "env/contact_overflow"})
         return TrainState(params=params, opt_state=opt_state, obs_norm=obs_norm, amp_norm=amp_norm,
                           value_norm=value_norm, replay=replay, env_state=env_state, latents=latents,
                           latent_countdown=countdown, key=key, iteration=state.iteration + 1,

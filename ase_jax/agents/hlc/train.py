@@ -30,7 +30,7 @@ from ase_jax.agents.ase import losses
 from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.agents.hlc.networks import make_hlc_networks
 from ase_jax.config import Config, ConfigError
-from ase_jax.env.interface import Env
+from ase_jax.env.interface import Env, vmap_envs
 
 
 @struct.dataclass
@@ -109,18 +109,18 @@ def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.
         return HLCState(
             params=params, opt_state=optimizer.init(params), obs_norm=ppo.init_normalizer((env.obs_size,)),
             value_norm=ppo.init_normalizer(()), llc=llc_state(llc),
-            env_state=jax.vmap(env.reset)(jax.random.split(env_key, local_envs)),
+            env_state=vmap_envs(env.reset)(jax.random.split(env_key, local_envs)),
             key=jax.random.fold_in(env_key, 1), iteration=jnp.zeros((), jnp.int32))
 
     def act_in_env(frozen, env_state, action):
         """One high-level step: (next env state, outcome dict of per-env arrays)."""
         if not hierarchical:
-            s = jax.vmap(env.step)(env_state, action)
+            s = vmap_envs(env.step)(env_state, action)
             return s, {"task_reward": s.reward, "disc_reward": jnp.zeros_like(s.reward), "next_obs": s.next_obs,
                        "done": s.done, "terminated": s.terminated, "episode_length": s.metrics["episode_length"],
                        "nonfinite": s.metrics["nonfinite"]}
         z = action / jnp.maximum(jnp.linalg.norm(action, axis=-1, keepdims=True), 1e-6)
-        return held_latent_step(jax.vmap(env.step), lambda obs: llc_act(frozen, obs, z),
+        return held_latent_step(vmap_envs(env.step), lambda obs: llc_act(frozen, obs, z),
                                 lambda amp_obs: llc_disc_reward(frozen, amp_obs.reshape(local_envs, -1)),
                                 llc_steps, env_state)
 

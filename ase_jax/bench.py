@@ -147,6 +147,8 @@ def bench_train(config, iterations: int, profile_dir: str | None = None, rollout
     result = {"device": str(jax.devices()[0].device_kind), "platform": jax.devices()[0].platform,
               "num_devices": fns.num_devices, "jax": jax.__version__, "num_envs": config.ppo.num_envs,
               "horizon": config.ppo.horizon, "minibatch_size": config.ppo.minibatch_size, "mini_epochs": config.ppo.mini_epochs,
+              "mjx_impl": config.env.mjx_impl, "compute_dtype": config.ppo.compute_dtype,
+              "matmul_precision": jax.config.jax_default_matmul_precision or "default",
               "compile_s": round(first_s - iteration_s, 2), "iteration_s": round(iteration_s, 4),
               "env_steps_per_s": round(steps / iteration_s, 1)}
     if profile_dir:
@@ -207,7 +209,7 @@ def bench_tiny_compile() -> dict:
 
 
 def bench_all(config, sizes, steps: int, iterations: int, tiny_compile: bool = True,
-              mujoco_c_envs: int | None = None, profile_dir: str | None = None) -> dict:
+              mujoco_c_envs: int | None = None, profile_dir: str | None = None, cached_compile: bool = True) -> dict:
     """Everything, per env count, in one process; expects JAX's persistent cache to be enabled.
     C MuJoCo steps `mujoco_c_envs` characters (at most the row's count) where given: it is serial per
     core, and its steps/s per core do not depend on the count (4096 took over 300 s on a GPU machine)."""
@@ -221,7 +223,7 @@ def bench_all(config, sizes, steps: int, iterations: int, tiny_compile: bool = T
                                amp_minibatch_size=min(config.ase.amp_minibatch_size, minibatch))
         c_envs = min(n, mujoco_c_envs or n)
         row = {"mujoco_c": dict(bench_mujoco_rollout(sized, c_envs, steps), num_envs=c_envs)}
-        row.update(bench_env(sized, steps, cached_compile=True))
+        row.update(bench_env(sized, steps, cached_compile=cached_compile))
         row["train"] = bench_train(sized, iterations, f"{profile_dir}/{n}" if profile_dir else None)
         row.update(peak_memory())
         results["sizes"][str(n)] = row
@@ -319,6 +321,9 @@ def build_parser() -> cli.Parser:
     every.add_argument("--mujoco_c_envs", type=cli.positive_int, default=None,
                        help="characters C MuJoCo steps in each row (default: the row's count, 64 on a GPU: "
                             "C MuJoCo is serial per core and its steps/s do not grow with the count)")
+    every.add_argument("--cached_compile", type=cli.boolean, default=True,
+                       help="also time the env step's compile from the persistent cache (default true; one more "
+                            "compile per row)")
     every.add_argument("--profile", default=None, metavar="DIR",
                        help="also record a jax profiler trace of the training iterations into DIR/<envs> and "
                             "list each row's top operations")
@@ -364,7 +369,7 @@ def main(argv=None) -> int:
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
             mujoco_c_envs = args.mujoco_c_envs or (None if jax.devices()[0].platform == "cpu" else 64)
             result = bench_all(config, list(sizes), args.steps, args.iterations, args.tiny_compile, mujoco_c_envs,
-                               args.profile)
+                               args.profile, args.cached_compile)
             _print_table(result, old)
             if args.out:
                 Path(args.out).write_text(json.dumps(result, indent=2))

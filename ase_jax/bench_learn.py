@@ -49,6 +49,7 @@ import dataclasses
 import json
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -198,6 +199,23 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
     return evaluate, eval_env
 
 
+class CompileAhead(threading.Thread):
+    """`fn.lower(*args).compile()` in a thread (XLA compiles without holding Python's lock, so the
+    training step can compile at the same time); `result`, after `join()`, is the compiled program,
+    or `fn` itself if compiling ahead failed (it then compiles at its first call, as before)."""
+
+    def __init__(self, fn, args):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.result = fn, args, fn
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.fn.lower(*self.args).compile()
+        except Exception:  # noqa: BLE001 - the plain call compiles it, and raises what it raises
+            self.result = self.fn
+
+
 # --- the protocol --------------------------------------------------------------------------------
 
 
@@ -315,12 +333,24 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
             "summary": improvement_summary(rows), "reference_comparison": reference_comparison(rows), "rows": rows,
         }
 
-    def evaluate_state(state):
-        return evaluate(first_device(state.params), first_device(state.obs_norm), first_device(state.amp_norm))
+    # The evaluator compiles in a thread while the training step compiles (two XLA programs at once:
+    # about a minute less before training on a GPU); the evaluation of the starting state waits for
+    # it, and runs after the first iteration on the state as it was (`pending`).
+    pending = {}
 
-    def evaluation(done_iterations):
+    def evaluated_part(state):
+        """What the evaluator reads of a training state: (params, obs_norm, amp_norm) of device 0."""
+        return first_device(state.params), first_device(state.obs_norm), first_device(state.amp_norm)
+
+    def evaluate_state(state, part=None):
+        if "compiling" in pending:
+            pending["compiling"].join()
+            pending["compiled"] = pending.pop("compiling").result
+        return pending.get("compiled", evaluate)(*(part or evaluated_part(state)))
+
+    def evaluation(done_iterations, part=None):
         start = time.perf_counter()
-        metrics, qpos = evaluate_state(last["state"])
+        metrics, qpos = evaluate_state(last["state"], part)
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
         if done_iterations == segment["start_iteration"]:
             segment["compile_s"] += time.perf_counter() - start  # the evaluation's compile
@@ -353,11 +383,14 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
                 console.print(f"continuing the bench learn run in {out} at iteration {done} ({len(rows)} rows)",
                               highlight=False)
             if not rows or rows[-1]["iteration"] != done:
-                evaluation(done)
+                pending["start"] = jax.device_get(evaluated_part(state))  # evaluated once the evaluator has compiled
+                pending["compiling"] = CompileAhead(evaluate, pending["start"])
             last["mark"] = time.perf_counter()
             return False
         metrics = jax.device_get(metrics)
         elapsed = time.perf_counter() - last["mark"]
+        if "start" in pending:  # the starting state's row, now that the evaluator has compiled
+            evaluation(segment["start_iteration"], pending.pop("start"))
         if done == segment["start_iteration"] + 1:
             segment["compile_s"] += elapsed  # the first iteration compiles the step; not counted as training
             console.print(f"first iteration (compiling the training step) took {elapsed:.0f} s", highlight=False)
@@ -375,6 +408,8 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
         return over_time
 
     train_loop(config, fns, console, "bench learn", progress_fn=progress, next_steps=pretraining_next_steps(config, NEXT_STEPS))
+    if "start" in pending:  # resumed with nothing left to train: the starting state's row
+        evaluation(segment["start_iteration"], pending.pop("start"))
     if protocol.video and last["qpos"] is None:  # resumed with nothing left to train: the video of the state as saved
         _, last["qpos"] = evaluate_state(last["state"])
     done = last["iteration"]

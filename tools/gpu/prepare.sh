@@ -10,9 +10,32 @@
 # imageio-ffmpeg (the ffmpeg that writes videos where the system has none) is left out: its wheel
 # (29 MB) would take the carried folders over the 64 MiB a run carries; without a system ffmpeg
 # there, tools/gpu/evidence.sh writes its videos as GIFs.
-# warp-lang (MJX impl='warp') is left out: its wheel (~150 MB) is over the 64 MiB a run carries.
+# warp-lang (MJX impl='warp') does not fit one run: its wheel is 149 MB, over the 64 MiB a run carries.
+# `prepare.sh --warp` splits it into parts of 48 MiB, one folder each (warp_parts/1, /2, /3), that
+# consecutive calls carry one at a time while the machine stays warm: what a call leaves under /tmp
+# there is kept until the machine is given back (30 s idle), and tools/gpu/on_device.sh collects
+# the parts there and installs warp-lang once all have arrived (checked against the wheel's sha256).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+if [ "${1:-}" = "--warp" ]; then
+  rm -rf warp_parts && mkdir -p warp_parts/whole
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 -d warp_parts/whole warp-lang==1.19.0
+  wheel=$(ls warp_parts/whole/*.whl)
+  (cd warp_parts/whole && split -b 48M -d -a 1 "$(basename "$wheel")" part_)
+  n=$(ls warp_parts/whole/part_* | wc -l)
+  sum=$(sha256sum "$wheel" | cut -d' ' -f1)
+  i=1
+  for part in warp_parts/whole/part_*; do
+    mkdir -p "warp_parts/$i"
+    mv "$part" "warp_parts/$i/"
+    printf '%s %s %s\n' "$(basename "$wheel")" "$n" "$sum" > "warp_parts/$i/manifest"
+    i=$((i + 1))
+  done
+  rm -rf warp_parts/whole
+  du -sh warp_parts/*
+  exit 0
+fi
 SHARED=${ASE_JAX_SHARED:-../shared}
 PKGS=(
   mujoco==4.0.1 mujoco-core==4.0.1 mujoco-studio==4.0.1 websockets glfw PyOpenGL

@@ -17,7 +17,7 @@
 # Default stages: split,bf16 (each compile of the reference step is about 95 s on an H200).
 # On the device: carry ["wheels", ".gl"] (and a warp part, see tools/gpu/prepare.sh --warp); the
 # script sources tools/gpu/on_device.sh itself. --dry-run runs every stage at the tiny config on
-# this CPU (4 envs), as CI does (tests/test_gpu_scripts.py).
+# this CPU (4 envs): CI runs the split and bf16 stages (tests/test_time_split.py), a heavy test all.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:?usage: tools/gpu/time_split.sh OUT [--stages=...] [--dry-run]}
@@ -35,7 +35,7 @@ mkdir -p "$OUT"
 if [ "$DRY" = 1 ]; then
   PY=${PYTHON:-python}
   SIZE=(--config=tiny --num_envs=4 --minibatch_size=16)
-  ALL=(--sizes=4 --steps=2 --iterations=1 --tiny_compile=false --mujoco_c_envs=2)
+  ALL=(--sizes=4 --steps=2 --iterations=1 --tiny_compile=false --mujoco_c_envs=2 --cached_compile=false)
   TRAIN=(--iterations=1)
 else
   # shellcheck source=/dev/null

@@ -379,3 +379,89 @@ def test_a_t_pose_source(tmp_path, sword_shield, capsys):
     assert motions_main(["import", str(tmp_path / "walk.bvh"), f"--out={tmp_path / 'out3'}"]) == 0
     report = json.loads((tmp_path / "out3" / "walk.report.json").read_text())
     assert report["rest_pose_difference_deg"] < 1e-3 and report["rotations_matched"]
+
+
+def _cmu_bvh(path, prefix="", frames=5):
+    """A skeleton with CMU / mocapbank names and about the character's proportions, standing still
+    (all rotations zero: arms down), in cm, Y up, with end sites at the head top (15 cm above the Head
+    joint) and the toe tips. Standing height: head top 69 cm above the hips, toes 89.5 cm below,
+    1.585 m; its neck is 131 cm above its ankles."""
+    joints = [("Hips", -1, (0, 0, 0)), ("Chest", 0, (0, 24, 0)), ("Neck", 1, (0, 22, 0)), ("Head", 2, (0, 8, 0))]
+    for side, x in (("Left", 1), ("Right", -1)):
+        chest, hips = 1, 0
+        joints += [(f"{side}Shoulder", chest, (18 * x, 24, -2)), (f"{side}Elbow", len(joints), (0, -27, 0)),
+                   (f"{side}Wrist", len(joints) + 1, (0, -26, 0))]
+        joints += [(f"{side}Hip", hips, (8.5 * x, -2, 0)), (f"{side}Knee", len(joints), (0, -42, 0)),
+                   (f"{side}Ankle", len(joints) + 1, (0, -41, 0)), (f"{side}Toe", len(joints) + 2, (0, -4.5, 12))]
+    names = [prefix + n for n, _, _ in joints]
+    parents = [p for _, p, _ in joints]
+    ends = {names.index(prefix + "Head"): (0, 15, 0)}
+    ends.update({names.index(prefix + f"{s}Toe"): (0, 0, 5) for s in ("Left", "Right")})
+    rot = np.tile([1.0, 0, 0, 0], (frames, len(joints), 1))
+    write_bvh(path, names, parents, [o for _, _, o in joints], np.tile([0, 89.5, 0], (frames, 1)), rot, 30.0,
+              end_sites=ends)
+
+
+@pytest.mark.timeout(120)
+def test_standing_height_is_head_top_to_toes(tmp_path, capsys):
+    _cmu_bvh(tmp_path / "stand.bvh")
+    assert motions_main(["import", str(tmp_path / "stand.bvh"), f"--out={tmp_path / 'out'}", "--no_track"]) == 0
+    assert "1.58 m standing height" in capsys.readouterr().out
+    report = json.loads((tmp_path / "out" / "stand.report.json").read_text())
+    assert report["map"] == "cmu" and report["unit_scale"] == 0.01
+    assert abs(report["source_height_m"] - 1.585) < 1e-6  # neck to ankle would be 1.31
+
+
+@pytest.mark.timeout(120)
+def test_a_name_prefix_is_found_or_given_and_errors_stay_short(tmp_path, capsys):
+    """CMU names with Mixamo's `mixamorig:` prefix: `--map=cmu` reads them (the prefix found before
+    the root's name), so do detection and `--prefix`; a map the file does not fit is one short line."""
+    _cmu_bvh(tmp_path / "rig.bvh", prefix="mixamorig:")
+    for extra in (["--map=cmu"], [], ["--prefix=mixamorig:"]):
+        out = tmp_path / f"out{len(extra)}{extra[0][2:5] if extra else ''}"
+        assert motions_main(["import", str(tmp_path / "rig.bvh"), f"--out={out}", "--no_track", *extra]) == 0, extra
+        report = json.loads((out / "rig.report.json").read_text())
+        assert report["map"] == "cmu" and report["joint_prefix"] == "mixamorig:"
+        assert "with prefix 'mixamorig:'" in capsys.readouterr().out
+    for extra, expected in ((["--map=lafan1"], "the map 'lafan1' names joints this file lacks: "),
+                            (["--map=cmu", "--prefix=rig:"], "the map 'cmu' with the prefix 'rig:' names joints"),
+                            (["--prefix=rig:"], "no built-in map fits with the prefix 'rig:'")):
+        assert motions_main(["import", str(tmp_path / "rig.bvh"), f"--out={tmp_path / 'none'}", "--no_track",
+                             *extra]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 2 and expected in err[0], err
+        assert "and 15 more" in err[0] and "18 joints: " in err[0], err[0]  # a few names, a count
+        assert len(err[0].replace(str(tmp_path), "")) < 350, err[0]  # (1,158 characters before)
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.timeout(120)
+def test_an_existing_out_is_added_to_and_its_clips_kept(tmp_path, capsys):
+    """A second import into --out adds to its dataset.yaml; a clip of the same name is refused
+    without --force; a folder of another character's clips is refused even with --force."""
+    for name in ("a", "b", "c"):
+        _clip_as_bvh(tmp_path / f"{name}.bvh", frames=6)
+    out = tmp_path / "out"
+    run = lambda name, *extra: motions_main(["import", str(tmp_path / f"{name}.bvh"), f"--out={out}", "--no_track",
+                                             *extra])
+    assert run("a") == 0 and run("b") == 0
+    capsys.readouterr()
+    both = {"motions": [{"file": "a.npy", "weight": 0.5}, {"file": "b.npy", "weight": 0.5}]}
+    assert yaml.safe_load((out / "dataset.yaml").read_text()) == both
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    assert run("a") == 1  # same name: refused, nothing touched
+    err = capsys.readouterr().err
+    assert "a.npy is there already" in err and "--force replaces it" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    assert run("c", "--character=amp_humanoid", "--force") == 1  # another character: refused
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds clips for sword_shield" in err[0] and "another --out" in err[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    assert run("a", "--force") == 0 and run("c", "--weights=2") == 0  # replaced; added at twice the mean
+    assert "1 clip added, 2 kept" in capsys.readouterr().out
+    doc = yaml.safe_load((out / "dataset.yaml").read_text())
+    assert doc == {"motions": [{"file": "a.npy", "weight": 0.25}, {"file": "b.npy", "weight": 0.25},
+                               {"file": "c.npy", "weight": 0.5}]}

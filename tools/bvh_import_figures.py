@@ -57,7 +57,8 @@ def main() -> int:
     results = []
     for bvh, clip, map_file in rows:
         start = time.perf_counter()
-        (report,), _ = import_files([bvh], out / "clips", ImportOptions(map=map_file), force=True, echo=lambda s: None)
+        (report,), _ = import_files([bvh], out / "clips", ImportOptions(map=map_file, track=False), force=True,
+                                   echo=lambda s: None)
         seconds = time.perf_counter() - start
         if args.track:
             report.track = track_summary(out / "clips" / f"{bvh.stem}.npy", char)
@@ -67,7 +68,7 @@ def main() -> int:
         imported = convert_clip(load_clip(out / "clips" / f"{bvh.stem}.npy"), char).qpos
         original = convert_clip(clip, char).qpos[:imported.shape[0]]
         key = _key_body_error_cm(char, original, imported)
-        skate = max(v["mean"] for v in report.foot_skating_cm_s.values())
+        skate = max(v["mean"] or 0.0 for v in report.foot_skating_cm_s.values())  # None: never on the floor
         print(f"{bvh.stem:18s} {report.seconds:7.2f} {seconds:8.2f} {seconds / report.seconds:5.2f} "
               f"{report.mean_error_cm:11.3f} {report.max_error_cm:10.3f} {key:25.2f} {report.joint_limit_frames:12d} "
               f"{skate:10.2f} {report.self_penetration_frames:15d}")

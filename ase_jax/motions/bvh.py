@@ -30,7 +30,8 @@ _AXES = {"X": np.array([1.0, 0.0, 0.0]), "Y": np.array([0.0, 1.0, 0.0]), "Z": np
 
 @dataclasses.dataclass(frozen=True)
 class BvhMotion:
-    """One BVH file: the joint tree (end sites left out) and its motion, in the file's units."""
+    """One BVH file: the joint tree and its motion, in the file's units. End sites (the tips of the
+    head, hands and toes) are not joints; only their rest positions are kept (`rest_extent`)."""
 
     path: str
     joint_names: tuple[str, ...]
@@ -39,6 +40,8 @@ class BvhMotion:
     root_translation: np.ndarray  # (T, 3)
     local_rotation: np.ndarray  # (T, J, 4) wxyz; [:, 0] is the root's rotation
     frame_time: float  # seconds
+    end_site_parents: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))  # (E,)
+    end_site_offsets: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3)))  # (E, 3)
 
     @property
     def num_frames(self) -> int:
@@ -59,6 +62,12 @@ class BvhMotion:
         rot[..., 0] = 1.0
         _, pos = forward_kinematics(rot, np.zeros((1, 3)), self.parent_indices, self.offsets)
         return pos[0]
+
+    def rest_extent(self) -> np.ndarray:
+        """Rest positions (J + E, 3) of the joints and then the end sites (all rotations zero, so an
+        end site is its parent joint plus its offset): the whole skeleton, head top and toe tips too."""
+        joints = self.rest_positions()
+        return np.concatenate([joints, joints[self.end_site_parents] + self.end_site_offsets])
 
 
 def euler_to_quat(angles, order: str) -> np.ndarray:
@@ -140,6 +149,9 @@ def read_bvh(path) -> BvhMotion:
     index = {id(n): i for i, n in enumerate(joints)}
     parents = np.array([-1 if n.parent is None else index[id(n.parent)] for n in joints], np.int64)
     offsets = np.array([n.offset for n in joints], np.float64)
+    ends = [n for n in bvh.nodes if n.is_end_site() and n.parent is not None and id(n.parent) in index]
+    end_parents = np.array([index[id(n.parent)] for n in ends], np.int64)
+    end_offsets = np.array([n.offset for n in ends], np.float64).reshape(-1, 3)
     root = np.asarray(bvh.root_pos, np.float64)
     angles = np.asarray(bvh.joint_angles, np.float64)  # (T, J, 3) radians, in each joint's channel order
     frame_time = float(bvh.frame_time)
@@ -147,20 +159,23 @@ def read_bvh(path) -> BvhMotion:
         raise MotionFileError(path, f"Frame Time must be a positive number of seconds, got {frame_time}")
     if root.shape[0] < 2:
         raise MotionFileError(path, f"a clip needs at least 2 frames, this one has {root.shape[0]}")
-    for what, arr in (("offsets", offsets), ("root translation", root), ("joint rotations", angles)):
+    for what, arr in (("offsets", np.concatenate([offsets, end_offsets])), ("root translation", root),
+                      ("joint rotations", angles)):
         bad = ~np.isfinite(arr)
         if bad.any():
             where = f" (first at frame {int(np.argwhere(bad)[0][0])})" if arr.ndim > 1 and what != "offsets" else ""
             raise MotionFileError(path, f"NaN or infinite values in the {what}{where}")
     rotation = np.stack([euler_to_quat(angles[:, j], "".join(n.rot_channels)) for j, n in enumerate(joints)], axis=1)
-    return BvhMotion(str(path), names, parents, offsets, root, rotation, frame_time)
+    return BvhMotion(str(path), names, parents, offsets, root, rotation, frame_time, end_parents, end_offsets)
 
 
 def write_bvh(path, joint_names, parent_indices, offsets, root_translation, local_rotation, fps: float,
-              order: str = "ZXY", root_channels_first: str = "position") -> None:
+              order: str = "ZXY", root_channels_first: str = "position", end_sites: dict | None = None) -> None:
     """Writes a BVH file: joints in the given order (parents first), local rotations (T, J, 4) wxyz
     as Euler angles in `order` (degrees), the root with X/Y/Z translation channels.
-    `root_channels_first="rotation"` lists the root's rotation channels before its translation."""
+    `root_channels_first="rotation"` lists the root's rotation channels before its translation.
+    end_sites: {leaf joint index: offset} of the End Sites (default: at their joint)."""
+    end_sites = end_sites or {}
     parents = [int(p) for p in parent_indices]
     offsets = np.asarray(offsets, np.float64)
     angles = np.degrees(quat_to_euler(np.asarray(local_rotation, np.float64), order))  # (T, J, 3)
@@ -187,7 +202,8 @@ def write_bvh(path, joint_names, parent_indices, offsets, root_translation, loca
         for c in children[j]:
             emit(c, depth + 1)
         if not children[j]:
-            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET 0.000000 0.000000 0.000000",
+            end = np.asarray(end_sites.get(j, (0.0, 0.0, 0.0)), np.float64)
+            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {' '.join(f'{v:.6f}' for v in end)}",
                           f"{pad}  }}"])
         lines.append(f"{pad}}}")
 

@@ -14,8 +14,12 @@ on a body (`head_top`, the toes). A map names, for each point, the source joint 
 
 Built-in maps cover our own skeleton (what `write_bvh` makes of a clip), CMU / mocapbank naming
 (Hips, Chest, LeftHip, LeftKnee, ...), LAFAN1 (Hips, Spine, LeftUpLeg, LeftLeg, LeftFoot, ...) and
-Mixamo (the LAFAN1 names with a `mixamorig:` prefix); `detect_map` picks the one whose required
-joints a file has.
+Mixamo (the LAFAN1 names, toes `LeftToeBase`); `detect_map` picks the one whose required joints a
+file has (of several, the one matching most points).
+
+A rig often puts a name prefix before every joint (`mixamorig:Hips`, `Bip01_Hips`): a map is matched
+with each prefix that stands before its root joint's name in the file (so `--map=cmu` reads CMU
+names with a `mixamorig:` prefix), or with the one `--prefix` gives.
 """
 
 from __future__ import annotations
@@ -77,6 +81,14 @@ class JointMap:
     # The source joints' frames are the character bodies' frames (same rest pose and axes, up to
     # the up axis): their rotations become orientation targets too (our own skeleton's map).
     same_frames: bool = False
+    prefix: str = ""  # what stands before every joint name in the file (found, `--prefix`, or the map file's)
+
+    def with_prefix(self, prefix: str) -> "JointMap":
+        """The map with `prefix` put before every joint name."""
+        if not prefix:
+            return self
+        return dataclasses.replace(self, points={p: prefix + j for p, j in self.points.items()},
+                                   prefix=prefix + self.prefix)
 
     def missing(self, joint_names) -> list[str]:
         """Source joints of required points that `joint_names` lacks ("point (joint)")."""
@@ -99,9 +111,41 @@ BUILTIN_MAPS: dict[str, JointMap] = {
         "SIDE_thigh": "SIDEUpLeg", "SIDE_shin": "SIDELeg", "SIDE_foot": "SIDEFoot", "SIDE_toe": "SIDEToe",
     }, "Left", "Right")),
 }
+# Mixamo: LAFAN1's names with the toes at ToeBase; the rig's prefix (`mixamorig:`, `mixamorig1:`, ...)
+# is found in the file like any other.
 BUILTIN_MAPS["mixamo"] = JointMap("mixamo", {
-    p: "mixamorig:" + (j if j not in ("LeftToe", "RightToe") else j + "Base")
-    for p, j in BUILTIN_MAPS["lafan1"].points.items()})
+    p: j if j not in ("LeftToe", "RightToe") else j + "Base" for p, j in BUILTIN_MAPS["lafan1"].points.items()})
+
+SHOWN_NAMES = 3  # an error lists this many names of a longer list, then how many more
+
+
+def name_list(names) -> str:
+    """The first few names and how many more: one short line however long the list."""
+    names = [str(n) for n in names]
+    head = ", ".join(names[:SHOWN_NAMES])
+    return head + (f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else "")
+
+
+def found_prefixes(joint_map: JointMap, joint_names) -> list[str]:
+    """"" and every prefix that stands before the map's root joint name in `joint_names` (the
+    rig's namespace, e.g. `mixamorig:` of `mixamorig:Hips`), shortest first."""
+    root = joint_map.points["pelvis"]
+    found = {n[: -len(root)] for n in joint_names if n != root and n.endswith(root)}
+    return [""] + sorted(found, key=len)
+
+
+def _fit(joint_map: JointMap, joint_names, prefix: str | None) -> tuple[JointMap | None, list[str]]:
+    """(the map with the first prefix under which the file has all its required joints, or None;
+    otherwise the fewest joints it lacks under any prefix tried)."""
+    prefixes = [prefix] if prefix is not None else found_prefixes(joint_map, joint_names)
+    fewest = None
+    for p in prefixes:
+        candidate = joint_map.with_prefix(p)
+        missing = candidate.missing(joint_names)
+        if not missing:
+            return _restrict(candidate, joint_names), []
+        fewest = missing if fewest is None or len(missing) < len(fewest) else fewest
+    return None, fewest
 
 
 def _restrict(joint_map: JointMap, joint_names) -> JointMap:
@@ -111,20 +155,25 @@ def _restrict(joint_map: JointMap, joint_names) -> JointMap:
     return dataclasses.replace(joint_map, points={p: j for p, j in joint_map.points.items() if p in required or j in have})
 
 
-def detect_map(joint_names, path) -> JointMap:
-    """The built-in map whose required joints all appear in `joint_names`; otherwise one error
-    listing what the closest built-in map lacks."""
-    best = None
+def detect_map(joint_names, path, prefix: str | None = None) -> JointMap:
+    """The built-in map whose required joints all appear in `joint_names` (with a prefix found
+    there, or `prefix`), of several the one matching most points; otherwise one short error naming
+    what the closest built-in map lacks."""
+    fits, closest = [], None
     for joint_map in BUILTIN_MAPS.values():
-        missing = joint_map.missing(joint_names)
-        if not missing:
-            return _restrict(joint_map, joint_names)
-        if best is None or len(missing) < len(best[1]):
-            best = (joint_map, missing)
-    joint_map, missing = best
-    raise MotionFileError(path, f"unknown skeleton: no built-in map fits (closest: '{joint_map.name}', which "
-                                f"lacks the required joints {missing}); write a map and pass --map=FILE "
-                                f"(docs/motions_import.md). The file's joints: {list(joint_names)}")
+        fitted, missing = _fit(joint_map, joint_names, prefix)
+        if fitted is not None:
+            fits.append(fitted)
+        elif closest is None or len(missing) < len(closest[1]):
+            closest = (joint_map, missing)
+    if fits:
+        return max(fits, key=lambda m: len(m.points))  # max keeps the first of equals (BUILTIN_MAPS' order)
+    joint_map, missing = closest
+    with_prefix = f" with the prefix '{prefix}'" if prefix else ""
+    raise MotionFileError(path, f"unknown skeleton: no built-in map fits{with_prefix} (closest: '{joint_map.name}', "
+                                f"which lacks the required joints {name_list(missing)}); pass --map=FILE "
+                                f"(docs/motions_import.md) or --prefix. The file's {len(joint_names)} joints: "
+                                f"{name_list(joint_names)}")
 
 
 def load_map(path) -> JointMap:
@@ -145,26 +194,29 @@ def load_map(path) -> JointMap:
     if unknown:
         raise MotionFileError(path, f"unknown character points {unknown}; known: {sorted(known)}")
     prefix = str(doc.get("prefix", "") or "")
-    points = {str(p): prefix + str(j) for p, j in doc["points"].items() if j is not None}
+    points = {str(p): str(j) for p, j in doc["points"].items() if j is not None}
     missing = sorted({p.name for p in character_points() if p.required} - set(points))
     if missing:
         raise MotionFileError(path, f"the map lacks required points {missing}")
     same_frames = doc.get("same_frames", False)
     if not isinstance(same_frames, bool):
         raise MotionFileError(path, f"same_frames must be true or false, got {same_frames!r}")
-    return JointMap(str(doc.get("name", path.stem)), points, same_frames)
+    return JointMap(str(doc.get("name", path.stem)), points, same_frames).with_prefix(prefix)
 
 
-def resolve_map(map_arg, joint_names, path) -> JointMap:
-    """The map to use for a file: `--map` (checked against the file's joints) or the detected one."""
+def resolve_map(map_arg, joint_names, path, prefix: str | None = None) -> JointMap:
+    """The map to use for a file: `--map` (checked against the file's joints, with a prefix found
+    there or `prefix`) or the detected one."""
     if map_arg is None:
-        return detect_map(joint_names, path)
+        return detect_map(joint_names, path, prefix)
     joint_map = load_map(map_arg)
-    missing = joint_map.missing(joint_names)
-    if missing:
-        raise MotionFileError(path, f"the map '{joint_map.name}' names joints this file lacks: {missing}; "
-                                    f"the file's joints: {list(joint_names)}")
-    return _restrict(joint_map, joint_names)
+    fitted, missing = _fit(joint_map, joint_names, prefix)
+    if fitted is None:
+        with_prefix = f" with the prefix '{prefix}'" if prefix else ""
+        raise MotionFileError(path, f"the map '{joint_map.name}'{with_prefix} names joints this file lacks: "
+                                    f"{name_list(missing)}; the file's {len(joint_names)} joints: "
+                                    f"{name_list(joint_names)}")
+    return fitted
 
 
 def point_offsets(points, model) -> dict:

@@ -12,8 +12,10 @@
    ball joints, docs/character.md, via `BallAxisLimit`), held joints frozen (the sword hand's
    grip), a posture task towards the previous frame (smoothness; warm start from it too) and a
    weak one towards the rest pose (for rotations no point determines, such as the neck's twist).
-4. Ground: the clip is shifted vertically so that its lowest foot point over the clip is on the
-   floor (then no foot is below it in any frame).
+4. Ground: where the source's feet rest (slow, at the height of the lowest foot nearby), the
+   character's resting foot is put on the floor, frame by frame; the shift is interpolated between
+   rest frames, smoothed, and raised wherever a part of the character would be below the floor. A
+   clip whose feet never rest is shifted as one piece, its lowest foot point on the floor.
 
 Everything is numpy and C MuJoCo; mink and its QP solver come with `pip install -e .[bvh]`.
 """
@@ -38,9 +40,27 @@ HELD_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
     "sword_shield": {"right_wrist": (0.0, np.pi / 4, 0.0)},
 }
 
-# Known units, as metres per file unit, and the skeleton heights (head above feet, m) we accept.
+# Known units, as metres per file unit, and the standing heights (m) we accept.
 UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254}
 PLAUSIBLE_HEIGHT_M = (0.4, 3.0)
+
+# --avoid_self_collision (mink's CollisionAvoidanceLimit): two of the character's geoms nearer than
+# SELF_COLLISION_DETECTION_M may close at most SELF_COLLISION_GAIN of their gap above
+# SELF_COLLISION_CLEARANCE_M per IK iteration. With mink's default gain (0.85) and 3-5 cm, or a gain
+# of 0.3 at 15 cm, the first frame's large IK steps from the rest pose jumped into the contact (the
+# shield 0.8-1.1 cm into the torso on every frame of tests/test_bvh_verdict.py's clip), which the
+# linearised limit then holds instead of undoing.
+SELF_COLLISION_DETECTION_M = 0.15
+SELF_COLLISION_CLEARANCE_M = 0.01
+SELF_COLLISION_GAIN = 0.1
+
+# A source foot rests on the floor at a frame where its slowest mapped point (ankle, toe) moves slower
+# than REST_SPEED_M_S and its lowest one is within REST_HEIGHT_M of the lowest foot point within
+# REST_WINDOW_S before or after; the floor shift between rest frames is smoothed over FLOOR_SMOOTHING_S.
+REST_SPEED_M_S = 0.3
+REST_HEIGHT_M = 0.05
+REST_WINDOW_S = 0.5
+FLOOR_SMOOTHING_S = 0.2
 
 # Relative weights of the points' position tasks.
 POINT_COST = {"pelvis": 2.0, "right_hand": 2.0, "left_hand": 2.0, "right_foot": 2.0, "left_foot": 2.0,
@@ -59,7 +79,7 @@ REST_POSE_TOLERANCE_DEG = 10.0
 class SourceInfo:
     up: str  # "+y", "-y", "+z", "-z", "+x", "-x": the file's up axis
     unit_scale: float  # metres per file unit
-    height_m: float  # rest-pose height, head above feet, in metres
+    height_m: float  # standing height: the rest pose's highest joint or end site above its lowest, metres
     proportion_scale: float  # character leg length / source leg length (applied to the root path)
     fps: float
     rest_pose_difference_deg: float = 0.0  # largest angle between a source and a character rest bone
@@ -94,13 +114,20 @@ def up_rotation(up: str) -> np.ndarray:
     return np.array([[0, 0, -sign], [0, 1.0, 0], [sign, 0, 0]])  # +x: a quarter turn about y
 
 
+def standing_height(motion: BvhMotion, up: str) -> float:
+    """The rest pose's extent along the up axis, in file units: from its lowest joint or end site (toe
+    tips, else ankles) to its highest (the head's end site where the file has one, else the head joint)."""
+    z = (motion.rest_extent() @ up_rotation(up).T)[:, 2]
+    return float(z.max() - z.min())
+
+
 def detect_unit_scale(height_in_file_units: float, path) -> float:
     """Metres per file unit: the first of m, cm, mm, inches giving a plausible human height."""
     for scale in UNIT_SCALES.values():
         if PLAUSIBLE_HEIGHT_M[0] <= height_in_file_units * scale <= PLAUSIBLE_HEIGHT_M[1]:
             return scale
     raise MotionFileError(path, f"cannot tell the unit: the skeleton is {height_in_file_units:.4g} file units tall "
-                                f"(head above feet); pass --scale=METRES_PER_UNIT (e.g. 0.01 for cm)")
+                                f"(standing); pass --scale=METRES_PER_UNIT (e.g. 0.01 for cm)")
 
 
 def _resample_at(num_in: int, fps_in: float, fps_out: float):
@@ -147,7 +174,7 @@ def source_targets(motion: BvhMotion, joint_map: JointMap, character: Character,
     if up is None:
         up = detect_up(motion, joint_map)
     rot = up_rotation(up)
-    height = float(abs(_rest_height_vector(motion, joint_map) @ rot.T)[2])
+    height = standing_height(motion, up)
     if unit_scale is None:
         unit_scale = detect_unit_scale(height, motion.path)
     idx = {n: i for i, n in enumerate(motion.joint_names)}
@@ -293,9 +320,12 @@ class IkResult:
 
 
 def solve(character: Character, targets: dict, orientations: dict | None = None, max_iters: int = 40,
-          first_iters: int = 400, tolerance: float = 1e-5) -> IkResult:
+          first_iters: int = 400, tolerance: float = 1e-5, avoid_self_collision: bool = False) -> IkResult:
     """Joint angles (qpos per frame) that put the character's points on the targets (and the
-    body-origin points in `orientations` at those orientations)."""
+    body-origin points in `orientations` at those orientations). avoid_self_collision: the
+    character's own parts (the pairs its self-collision meets: the shield and the torso, a hand and
+    a thigh, ...) are kept apart as a constraint (mink's CollisionAvoidanceLimit), at the cost of
+    the points they keep from their targets."""
     orientations = orientations or {}
     import mink
 
@@ -314,6 +344,11 @@ def solve(character: Character, targets: dict, orientations: dict | None = None,
     q0 = rest_qpos(character)
     rest.set_target(q0)
     limits = [mink.ConfigurationLimit(model, gain=0.5), _ball_limit_class()(model, ball_axis_limits(character))]
+    if avoid_self_collision:
+        geoms = character_geoms(model)
+        limits.append(mink.CollisionAvoidanceLimit(model, [(geoms, geoms)], gain=SELF_COLLISION_GAIN,
+                                                   minimum_distance_from_collisions=SELF_COLLISION_CLEARANCE_M,
+                                                   collision_detection_distance=SELF_COLLISION_DETECTION_M))
     held = [next(j for j in character.joints if j.name == n) for n in HELD_POSES.get(character.name, {})]
     held_dofs = [d for j in held for d in range(j.dof_adr, j.dof_adr + j.num_dof)]
     constraints = [mink.DofFreezingTask(model, dof_indices=held_dofs)] if held_dofs else []
@@ -375,20 +410,68 @@ def foot_geoms(character: Character) -> dict:
     return out
 
 
-def lowest_foot_points(character: Character, qpos: np.ndarray) -> np.ndarray:
-    """(T, F) height of each foot's lowest point per frame."""
+def character_geoms(model: mujoco.MjModel) -> list[int]:
+    """The character's colliding geoms (not the floor's, not the visual-only ones)."""
+    return [g for g in range(model.ngeom)
+            if model.geom_bodyid[g] > 0 and model.geom_contype[g] | model.geom_conaffinity[g]]
+
+
+def lowest_points(character: Character, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((T, F) height of each foot's lowest point per frame, in `foot_geoms` order; (T,) height of
+    the character's lowest point per frame)."""
     model, data = character.model, mujoco.MjData(character.model)
     feet = foot_geoms(character)
-    out = np.zeros((qpos.shape[0], len(feet)))
+    body = character_geoms(model)
+    out, lowest = np.zeros((qpos.shape[0], len(feet))), np.zeros(qpos.shape[0])
     for t in range(qpos.shape[0]):
         data.qpos[:] = qpos[t]
         mujoco.mj_kinematics(model, data)
         out[t] = [geom_lowest_z(model, data, g).min() for g in feet.values()]
-    return out
+        lowest[t] = geom_lowest_z(model, data, body).min()
+    return out, lowest
 
 
-def ground(character: Character, qpos: np.ndarray) -> np.ndarray:
-    """The clip shifted vertically so that its lowest foot point over all frames is at height 0."""
+def _window_min(x: np.ndarray, half: int) -> np.ndarray:
+    padded = np.pad(x, half, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).min(axis=-1)
+
+
+def foot_rest_frames(targets: dict, fps: float) -> dict:
+    """{"right_foot": (T,) bool, "left_foot": ...}: where the source's feet rest on the floor (module
+    constants), from the targets (the source in the character's proportions): slow, and as low as
+    the feet go nearby."""
+    low, speed = [], []
+    for side in ("right", "left"):
+        points = [targets[f"{side}_foot"]] + ([targets[f"{side}_toe"]] if f"{side}_toe" in targets else [])
+        low.append(np.min([p[:, 2] for p in points], axis=0))
+        speed.append(np.min([np.linalg.norm(np.gradient(p, axis=0), axis=-1) * fps for p in points], axis=0))
+    low, speed = np.stack(low, axis=1), np.stack(speed, axis=1)
+    floor = _window_min(low.min(axis=1), max(1, int(round(REST_WINDOW_S * fps))))
+    rest = (speed < REST_SPEED_M_S) & (low < floor[:, None] + REST_HEIGHT_M)
+    return {"right_foot": rest[:, 0], "left_foot": rest[:, 1]}
+
+
+def ground_shift(character: Character, qpos: np.ndarray, rest: dict | None, fps: float) -> np.ndarray:
+    """(T,) vertical shift per frame that puts the resting feet (`rest`: `foot_rest_frames`) on the
+    floor: at a rest frame the lowest resting foot touches it; between rest frames the shift is
+    interpolated (held before the first and after the last), smoothed over FLOOR_SMOOTHING_S, and
+    raised where any part of the character would be below the floor. Without rest frames: one shift,
+    the clip's lowest foot point on the floor."""
+    feet, lowest = lowest_points(character, qpos)
+    rest = None if rest is None else np.stack([rest[name] for name in foot_geoms(character)], axis=1)
+    if rest is None or not rest.any():
+        return np.full(qpos.shape[0], -feet.min())
+    frames = np.flatnonzero(rest.any(axis=1))
+    at_rest = -np.where(rest[frames], feet[frames], np.inf).min(axis=1)
+    shift = np.interp(np.arange(qpos.shape[0]), frames, at_rest)
+    half = int(round(FLOOR_SMOOTHING_S * fps / 2))
+    if half > 0:
+        shift = np.convolve(np.pad(shift, half, mode="edge"), np.full(2 * half + 1, 1 / (2 * half + 1)), "valid")
+    return np.maximum(shift, -lowest)
+
+
+def ground(character: Character, qpos: np.ndarray, rest: dict | None = None, fps: float = 30.0) -> np.ndarray:
+    """The clip shifted vertically by `ground_shift`: feet on the floor where the source's rest."""
     qpos = qpos.copy()
-    qpos[:, 2] -= lowest_foot_points(character, qpos).min()
+    qpos[:, 2] += ground_shift(character, qpos, rest, fps)
     return qpos

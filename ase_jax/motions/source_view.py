@@ -67,9 +67,7 @@ def source_skeleton(bvh_path, fps: float, report_path=None, map_name: str | None
                                             "NAME.report.json beside it says them)")
         up = up or retarget.detect_up(motion, joint_map)
         if unit is None:
-            rot = retarget.up_rotation(up)
-            unit = retarget.detect_unit_scale(float(abs(retarget._rest_height_vector(motion, joint_map) @ rot.T)[2]),
-                                              bvh_path)
+            unit = retarget.detect_unit_scale(retarget.standing_height(motion, up), bvh_path)
     pos = retarget.resample(motion.positions(), motion.fps, fps) @ retarget.up_rotation(up).T * float(unit)
     pos[..., 2] -= pos[..., 2].min() - JOINT_RADIUS
     return pos, np.asarray(motion.parent_indices), mapped

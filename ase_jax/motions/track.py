@@ -17,6 +17,7 @@ import dataclasses
 import json
 import sys
 
+import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
@@ -29,7 +30,7 @@ from ase_jax.character import CHARACTERS, Character, character_spec
 from ase_jax.drive import PDDrive, make_drive, mujoco_step
 from ase_jax.errors import AseInputError
 from ase_jax.motions import library as ml
-from ase_jax.motions.dataset import load_dataset
+from ase_jax.motions.dataset import MotionDataset, load_dataset
 from ase_jax.motions.inspect import dataset_character
 
 PHYSICS_STEPS_PER_CONTROL_STEP = 4  # the env's default: 4 x 1/120 s per 30 Hz control step
@@ -112,6 +113,33 @@ def _report(name: str, seconds: float, s: _Samples) -> TrackReport:
                        float(np.mean(s.saturated)))
 
 
+def _padded(n: int) -> int:
+    return 1 << max(4, int(np.ceil(np.log2(max(n, 1)))))
+
+
+_STATE_AT = jax.jit(ml.state_at)
+
+
+def _reference_states(dataset: MotionDataset, char: Character, ids: np.ndarray, times: np.ndarray):
+    """(qpos, qvel, body_pos) float64 of the motion library's states at (clip, time) pairs. The
+    library and the queries are padded to powers of two (a filler clip, repeated queries) so that one
+    compiled `state_at` serves clips of many lengths: unpadded, every new clip length compiled
+    anew (about 20 s on a busy 2-core CPU; a second clip of the same length, 1 s)."""
+    total = sum(c.num_frames for c in dataset.clips)
+    fill = _padded(total + 2) - total
+    first = dataset.clips[0]
+    take = np.arange(fill) % first.num_frames
+    filler = dataclasses.replace(first, name="(padding)", local_rotation=first.local_rotation[take],
+                                 qpos=first.qpos[take], qvel=first.qvel[take], body_pos=first.body_pos[take])
+    padded = MotionDataset(dataset.path, (*dataset.clips, filler), np.append(dataset.weights, 0.0))
+    lib = ml.build_motion_lib(padded, char)
+    lib = lib.replace(clip_names=("",) * lib.num_clips)  # static: the names would make a new program each time
+    n = len(ids)
+    at = np.arange(_padded(n)) % n
+    ref = _STATE_AT(lib, jnp.asarray(ids[at]), jnp.asarray(times[at], jnp.float32))
+    return tuple(np.asarray(x, np.float64)[:n] for x in (ref.qpos, ref.qvel, ref.body_pos))
+
+
 def track_dataset(path, character: str | Character | None = None, self_collision: bool = True,
                   torque_limit="gear", drive: str = "ase_jax") -> tuple[Character, list[TrackReport], TrackReport]:
     """(character, one report per clip, the total) for a clip (.npy) or dataset (.yaml).
@@ -120,12 +148,17 @@ def track_dataset(path, character: str | Character | None = None, self_collision
     PD target), as plain MuJoCo would, to compare characters whose MJCF holds the whole controller.
     """
     char = dataset_character(path, character)
-    dataset = load_dataset(path, char)
+    reports, total = track_motions(load_dataset(path, char), char, self_collision, torque_limit, drive)
+    return char, reports, total
+
+
+def track_motions(dataset: MotionDataset, char: Character, self_collision: bool = True, torque_limit="gear",
+                  drive: str = "ase_jax") -> tuple[list[TrackReport], TrackReport]:
+    """`track_dataset` of clips already loaded (e.g. an import's clip before it is written)."""
     model = character_spec(char, self_collision).compile()
     pd = make_drive(char, torque_limit) if drive == "ase_jax" else None
     substep = float(model.opt.timestep)
     control_dt = PHYSICS_STEPS_PER_CONTROL_STEP * substep
-    lib = ml.build_motion_lib(dataset, char)
     ids, times, spans, start = [], [], [], 0
     for c, clip in enumerate(dataset.clips):  # every clip sampled at its physics steps
         n = int(np.floor(clip.length / control_dt + 1e-6)) * PHYSICS_STEPS_PER_CONTROL_STEP + 1
@@ -133,8 +166,7 @@ def track_dataset(path, character: str | Character | None = None, self_collision
         start += n
         ids.append(np.full(n, c))
         times.append(np.minimum(np.arange(n) * substep, clip.length))
-    ref = ml.state_at(lib, jnp.asarray(np.concatenate(ids)), jnp.asarray(np.concatenate(times), jnp.float32))
-    qpos, qvel, body = (np.asarray(x, np.float64) for x in (ref.qpos, ref.qvel, ref.body_pos))
+    qpos, qvel, body = _reference_states(dataset, char, np.concatenate(ids), np.concatenate(times))
     reports, samples = [], []
     for clip, (start, n) in zip(dataset.clips, spans):
         s = _simulate(char, model, pd, qpos[start: start + n], qvel[start: start + n], body[start: start + n],
@@ -143,7 +175,7 @@ def track_dataset(path, character: str | Character | None = None, self_collision
         samples.append(s)
     total = _Samples(*(np.concatenate([getattr(s, f.name) for s in samples])
                        for f in dataclasses.fields(_Samples)))
-    return char, reports, _report(f"{len(reports)} clips", sum(r.seconds for r in reports), total)
+    return reports, _report(f"{len(reports)} clips", sum(r.seconds for r in reports), total)
 
 
 def run_track(args) -> int:

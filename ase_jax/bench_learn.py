@@ -333,9 +333,10 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
             "summary": improvement_summary(rows), "reference_comparison": reference_comparison(rows), "rows": rows,
         }
 
-    # The evaluator compiles in a thread while the training step compiles (two XLA programs at once:
-    # about a minute less before training on a GPU); the evaluation of the starting state waits for
-    # it, and runs after the first iteration on the state as it was (`pending`).
+    # On a GPU the evaluator compiles in a thread while the training step compiles (two XLA programs
+    # at once on the host's cores: about a minute less before training; on a 2-core CPU the two
+    # compiles only slow each other); the evaluation of the starting state runs after the first
+    # iteration, on the state as it was (`pending`).
     pending = {}
 
     def evaluated_part(state):
@@ -384,7 +385,8 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
                               highlight=False)
             if not rows or rows[-1]["iteration"] != done:
                 pending["start"] = jax.device_get(evaluated_part(state))  # evaluated once the evaluator has compiled
-                pending["compiling"] = CompileAhead(evaluate, pending["start"])
+                if jax.devices()[0].platform != "cpu":  # a GPU machine's host has cores for two compiles at once
+                    pending["compiling"] = CompileAhead(evaluate, pending["start"])
             last["mark"] = time.perf_counter()
             return False
         metrics = jax.device_get(metrics)

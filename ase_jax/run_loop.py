@@ -4,9 +4,11 @@ and the divergence stop, shared by `ase_jax.pretrain` and `ase_jax.task`."""
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import math
 import platform
+import shlex
 import time
 import traceback
 from pathlib import Path
@@ -37,8 +39,30 @@ AMP_NEXT_STEPS = (
 
 def pretraining_next_steps(config: Config, skill_steps: tuple[str, ...]) -> tuple[str, ...]:
     """The commands printed at the end of a pre-training: a command's `skill_steps` for ASE, the
-    policy's for plain AMP."""
-    return AMP_NEXT_STEPS if config.ase.latent_dim == 0 else skill_steps
+    policy's for plain AMP; each as it runs when pasted on this machine (`runs_here`)."""
+    return tuple(runs_here(line) for line in (AMP_NEXT_STEPS if config.ase.latent_dim == 0 else skill_steps))
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def runs_here(line: str) -> str:
+    """A suggested command line ("COMMAND   # comment", "{workdir}" for the run folder) as it runs
+    on this machine: `play` without `--video` opens MuJoCo's viewer, so where there is no display it
+    writes a video instead; `export` needs onnx, so where it is missing the line installs it first.
+    (Task lines need nothing: `task` picks a CPU-sized config where there is no accelerator.)"""
+    from ase_jax.render import has_display  # here: importing render chooses MuJoCo's GL backend
+
+    command, mark, comment = line.partition("#")
+    width = len(command)
+    command = command.rstrip()
+    if " -m ase_jax.play " in command and "--video" not in command and not has_display():
+        command += " --video={workdir}/play.mp4"
+        comment = comment.replace("in the viewer", "as a video (no display here for the viewer)")
+    if " -m ase_jax.export " in command and not (installed("onnx") and installed("onnxruntime")):
+        command = "pip install onnx onnxruntime && " + command
+    return f"{command:<{width - 1}} {mark}{comment}" if mark else command
 
 
 PACKAGES = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "brax", "flax", "optax", "orbax-checkpoint", "numpy")
@@ -72,13 +96,13 @@ def run_command(train, argv: list[str], command: str, default_config) -> int:
     if cli.wants_help(argv):  # the defaults shown are those of the config this machine would run
         print(config_help(command, default_config(None) if callable(default_config) else default_config), end="")
         return 0
-    console = Console()
+    console = command_console()
     try:
         default = (lambda: default_config(console)) if callable(default_config) else default_config
         config = config_from_args(argv, command, default)
         if distributed.initialize(config.run):  # before anything touches a jax device
             distributed.check_agreement(config)
-            console = Console(quiet=not distributed.is_primary())
+            console = command_console(quiet=not distributed.is_primary())
         train(config, console)
     except AseInputError as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
@@ -90,6 +114,21 @@ def run_command(train, argv: list[str], command: str, default_config) -> int:
             distributed.exit_now_if_joined(1)
         raise
     return 0
+
+
+def command_console(**kwargs) -> Console:
+    """The console a training command prints on. Where stdout is not a terminal (a log file, nohup,
+    a batch scheduler, `| tee`) its lines are written whole: rich would wrap them at 80 columns."""
+    console = Console(**kwargs)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
+def tensorboard_hint(workdir) -> str:
+    """How to look at a run's TensorBoard scalars (tensorboardX writes them; viewing them needs the
+    tensorboard package, which is not a dependency)."""
+    view = f"tensorboard --logdir {shlex.quote(str(workdir))}"
+    return view if installed("tensorboard") else f"pip install tensorboard, then {view}"
 
 
 def run_info(config: Config) -> dict:
@@ -137,10 +176,12 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     iteration (the step's metrics, on the device); it returning True ends the run after that
     iteration, which is then logged and checkpointed as the last one (a time box)."""
     hp, run = config.ppo, config.run
-    if jax.devices()[0].platform == "cpu" and hp.num_envs * hp.horizon >= 65536:
-        console.print(f"[yellow]note:[/] {hp.num_envs} envs with these networks are sized for a GPU; on this CPU one "
-                      "iteration takes many minutes. For a quick CPU run use --config=tiny.")
     workdir = Path(run.workdir)
+    console.print(f"{label}: run folder {workdir.resolve()}", highlight=False)
+    if jax.devices()[0].platform == "cpu" and hp.num_envs * hp.horizon >= 65536:
+        cpu_config = "task_cpu" if config.command == "task" else "cpu"
+        console.print(f"[yellow]note:[/] {hp.num_envs} envs with these networks are sized for a GPU; on this CPU one "
+                      f"iteration takes many minutes. For a CPU-sized run use --config={cpu_config}.")
     checkpointer = Checkpointer(workdir, run.keep_checkpoints, run.keep_checkpoint_period)
     config_dict = to_dict(config) if saved_config is None else saved_config
     init_key = jax.random.PRNGKey(run.seed)
@@ -180,7 +221,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     # The first iteration compiles the whole training step (minutes on a CPU for the reference
     # sizes): the bar says so, with the elapsed time ticking, until it returns.
     progress = Progress(TextColumn(f"[bold]{label}"), TextColumn("{task.fields[phase]}"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total} it"), TextColumn("{task.fields[sps]} steps/s"),
+                        TextColumn("{task.completed}/{task.total} it"), TextColumn("{task.fields[sps]} samples/s"),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                         transient=False)
     # Where there is no terminal (nohup, a batch scheduler, CI, `| tee`) the live bar prints nothing:
@@ -247,12 +288,12 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
         checkpointer.wait()
         checkpointer.close()
         logger.close()
-    console.print(f"done: {done} iterations ({done * steps_per_iteration:,} env steps); "
+    console.print(f"done: {done} iterations ({done * steps_per_iteration:,} samples); "
                   f"checkpoints in {checkpointer.directory}", highlight=False)
-    console.print(f"results in {workdir}: metrics.jsonl, TensorBoard scalars (tensorboard --logdir {workdir}), "
+    console.print(f"results in {workdir}: metrics.jsonl, TensorBoard scalars ({tensorboard_hint(workdir)}), "
                   "run_info.json, checkpoints/", highlight=False)
     if next_steps:
         console.print("look at them:", highlight=False)
         for line in next_steps:
-            console.print("  " + line.format(workdir=workdir), highlight=False, soft_wrap=True)
+            console.print("  " + line.format(workdir=shlex.quote(str(workdir))), highlight=False, soft_wrap=True)
     return last

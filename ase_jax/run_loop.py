@@ -146,11 +146,14 @@ def run_info(config: Config) -> dict:
 PLAIN_PROGRESS_S = 30.0
 
 
+def clock(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+
+
 def plain_progress_line(label: str, done: int, total: int, per_iteration: int, elapsed_s: float, metrics: dict) -> str:
     """One line of progress for logs: iteration, samples, samples/s, elapsed, ETA and a few metrics."""
     sps = metrics.get("perf/env_steps_per_s")
     eta = (total - done) * per_iteration / sps if sps else None
-    clock = lambda s: "-" if s is None else f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}"
     shown = {"disc reward": "reward/disc", "enc reward": "reward/enc", "episode length": "episode/length",
              "task reward": "reward/task"}
     values = "  ".join(f"{name} {metrics[key]:.3g}" for name, key in shown.items() if key in metrics)
@@ -236,6 +239,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                 console.print(f"{label}: compiling the training step (minutes on a CPU), then {total_iterations - start} "
                               f"iterations of {steps_per_iteration:,} samples", highlight=False)
             tick, tick_iteration = None, start
+            compiled_s = None  # until the first step returns: compiling it (unless it was compiled before)
             bad_iterations, warned_overflow = 0, False
             done = start
             if progress_fn is not None:
@@ -246,6 +250,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                 stop = bool(progress_fn(done, state, metrics)) if progress_fn is not None else False
                 last_one = stop or done == total_iterations
                 if iteration == start:
+                    compiled_s = time.perf_counter() - wall0
                     progress.update(task, phase="")
                 # Every update of this iteration skipped for non-finite gradients: count, and stop if it persists.
                 if float(np.asarray(metrics["skipped_updates"])[0]) >= 1.0:
@@ -288,8 +293,12 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
         checkpointer.wait()
         checkpointer.close()
         logger.close()
+    took = time.perf_counter() - wall0
     console.print(f"done: {done} iterations ({done * steps_per_iteration:,} samples); "
                   f"checkpoints in {checkpointer.directory}", highlight=False)
+    if compiled_s is not None:
+        console.print(f"time: {clock(took)} = {clock(compiled_s)} until the first iteration ran (compiling the training "
+                      f"step) + {clock(took - compiled_s)} training", highlight=False)
     console.print(f"results in {workdir}: metrics.jsonl, TensorBoard scalars ({tensorboard_hint(workdir)}), "
                   "run_info.json, checkpoints/", highlight=False)
     if next_steps:

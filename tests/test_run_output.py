@@ -5,6 +5,7 @@ that run as pasted on the machine that printed them.
 The runs here train the pure-JAX toy env (seconds, no MJX) through the real loop (`train_loop`)."""
 
 import io
+import re
 import shlex
 import sys
 
@@ -76,9 +77,10 @@ def _hints(out: str) -> list[list[str]]:
 
 def test_without_a_terminal_lines_are_whole_and_the_hints_run_as_pasted(toy_fns, tmp_path, capsys, monkeypatch):
     """As `python -m ase_jax.pretrain > log` on a CPU machine with no display: the run folder named
-    first, every progress line whole (rich wraps at 80 columns where it sees no terminal), and each
-    closing hint parsed by its command: the viewer's line writes a video, the task's line gets the
-    CPU-sized config, and a run folder with a space in its path stays one argument."""
+    first, every progress line whole (rich wraps at 80 columns where it sees no terminal), the time
+    spent compiling and training, and each closing hint parsed by its command: the viewer's line
+    writes a video, the task's line gets the CPU-sized config, and a run folder with a space in its
+    path stays one argument."""
     monkeypatch.delenv("COLUMNS", raising=False)
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     _no_display(monkeypatch)
@@ -93,6 +95,8 @@ def test_without_a_terminal_lines_are_whole_and_the_hints_run_as_pasted(toy_fns,
     (last,) = [line for line in lines if line.startswith("pretrain: iteration 2/2")]
     assert f"{2 * ITERATION:,} samples" in last and "samples/s" in last and "ETA" in last, out
     assert f"done: 2 iterations ({2 * ITERATION:,} samples)" in out
+    assert re.search(r"^time: \d+:\d\d:\d\d = \d+:\d\d:\d\d until the first iteration ran \(compiling the training "
+                     r"step\) \+ \d+:\d\d:\d\d training$", out, re.M), out
 
     hints = _hints(out)
     assert len(hints) == len(pretrain.NEXT_STEPS)

@@ -180,7 +180,8 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     iteration, which is then logged and checkpointed as the last one (a time box)."""
     hp, run = config.ppo, config.run
     workdir = Path(run.workdir)
-    console.print(f"{label}: run folder {workdir.resolve()}", highlight=False)
+    # Lines of plain text are printed whole (soft_wrap) on any console: a log is read, and grepped, by line.
+    console.print(f"{label}: run folder {workdir.resolve()}", highlight=False, soft_wrap=True)
     if jax.devices()[0].platform == "cpu" and hp.num_envs * hp.horizon >= 65536:
         cpu_config = "task_cpu" if config.command == "task" else "cpu"
         console.print(f"[yellow]note:[/] {hp.num_envs} envs with these networks are sized for a GPU; on this CPU one "
@@ -237,7 +238,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                                      phase="[yellow]compiling the training step[/]")
             if plain:
                 console.print(f"{label}: compiling the training step (minutes on a CPU), then {total_iterations - start} "
-                              f"iterations of {steps_per_iteration:,} samples", highlight=False)
+                              f"iterations of {steps_per_iteration:,} samples", highlight=False, soft_wrap=True)
             tick, tick_iteration = None, start
             compiled_s = None  # until the first step returns: compiling it (unless it was compiled before)
             bad_iterations, warned_overflow = 0, False
@@ -286,7 +287,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                 if plain and (now - last_plain >= PLAIN_PROGRESS_S or last_one):
                     last_plain = now
                     console.print(plain_progress_line(label, done, total_iterations, steps_per_iteration, now - wall0,
-                                                      last), highlight=False)
+                                                      last), highlight=False, soft_wrap=True)
                 if stop:
                     break
     finally:
@@ -295,12 +296,12 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
         logger.close()
     took = time.perf_counter() - wall0
     console.print(f"done: {done} iterations ({done * steps_per_iteration:,} samples); "
-                  f"checkpoints in {checkpointer.directory}", highlight=False)
+                  f"checkpoints in {checkpointer.directory}", highlight=False, soft_wrap=True)
     if compiled_s is not None:
         console.print(f"time: {clock(took)} = {clock(compiled_s)} until the first iteration ran (compiling the training "
-                      f"step) + {clock(took - compiled_s)} training", highlight=False)
+                      f"step) + {clock(took - compiled_s)} training", highlight=False, soft_wrap=True)
     console.print(f"results in {workdir}: metrics.jsonl, TensorBoard scalars ({tensorboard_hint(workdir)}), "
-                  "run_info.json, checkpoints/", highlight=False)
+                  "run_info.json, checkpoints/", highlight=False, soft_wrap=True)
     if next_steps:
         console.print("look at them:", highlight=False)
         for line in next_steps:

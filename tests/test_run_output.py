@@ -113,6 +113,16 @@ def test_without_a_terminal_lines_are_whole_and_the_hints_run_as_pasted(toy_fns,
             assert parsed.task.llc == str(workdir) and parsed.ppo.num_envs == load_config("task_cpu", {}).ppo.num_envs
 
 
+def test_progress_lines_are_whole_on_any_console(toy_fns, tmp_path):
+    """A console made elsewhere (a notebook's, bench learn's) at rich's default 80 columns: the
+    loop's own lines still come whole."""
+    log = io.StringIO()
+    train_loop(_toy(tmp_path / ("a_long_folder_name_" * 4)), toy_fns, Console(file=log), "pretrain")
+    lines = log.getvalue().splitlines()
+    assert any(line.startswith("pretrain: iteration 2/2") and "ETA" in line for line in lines), lines
+    assert all(line.startswith(("pretrain", "done", "time", "results", "  ")) for line in lines if line.strip()), lines
+
+
 def test_throughput_has_one_name(toy_fns, tmp_path):
     """The progress bar, the plain lines and the closing line all say samples (policy samples, the
     figure BENCHMARKS.md gives in samples/s), never steps/s for the same number."""

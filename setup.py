@@ -5,8 +5,9 @@ git+URL` on Colab) runs without a checkout.
 
 The folders stay where they are, the one copy in the repository, and setuptools' own `package_dir`
 maps each onto a package name under ase_jax._data: wheels and sdists built by any front end (pip,
-python -m build) carry them with no build step of ours to keep working. An editable install maps
-nothing; ase_jax.package_data then finds the checkout's folders.
+python -m build) carry them with no build step of ours to keep working. An editable install copies
+nothing (its import hook maps these names onto the checkout's folders), so there ase_jax/_data does
+not exist and ase_jax.package_data finds the checkout's folders.
 """
 
 import runpy

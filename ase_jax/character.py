@@ -16,9 +16,9 @@ import mujoco
 import numpy as np
 
 from ase_jax.errors import CharacterError
+from ase_jax.package_data import data_path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-XML_DIR = REPO_ROOT / "humanoid_xml"
+XML_DIR = data_path("humanoid_xml")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,9 +23,9 @@ from pathlib import Path
 import yaml
 
 from ase_jax.errors import AseInputError
+from ase_jax.package_data import data_path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "configs"
+CONFIG_DIR = data_path("configs")
 
 
 class ConfigError(AseInputError):
@@ -311,11 +311,14 @@ class Config:
 
 
 def resolve_path(value: str) -> Path:
-    """A path as given if it is absolute or exists from the current directory, else from the repo root."""
+    """A path as given if it is absolute or exists from the current directory, else one of the
+    project's data files (`motions/bundled/dataset.yaml`, from any folder and in an installed
+    package) where that exists, else as given (an error then names the path the user typed)."""
     path = Path(value).expanduser()
     if path.is_absolute() or path.exists():
         return path
-    return REPO_ROOT / path
+    packaged = data_path(path)
+    return packaged if packaged.exists() else path
 
 
 def section_fields(section: str) -> dict[str, dataclasses.Field]:

@@ -1,10 +1,15 @@
 """What the commands build before they train: the env and motion data of a pre-training config,
 its compiled training functions (cached per config and data), and a task run's env with its frozen
-low-level controller. Commands call these; nothing here parses argv or prints."""
+low-level controller; whether this machine has an accelerator (the training commands' default
+config depends on it). Commands call these; nothing here parses argv or prints."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import pkgutil
 from collections import OrderedDict
 
 import jax
@@ -19,6 +24,33 @@ from ase_jax.inference.pretrained import load_pretrained
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.motions.library import build_motion_lib
 from ase_jax.tasks import task_env
+
+
+def accelerator_installed() -> bool:
+    """Whether JAX can use a GPU or TPU here, judged without starting JAX's backends (a
+    multi-process run must call jax.distributed.initialize first): JAX_PLATFORMS when it is set,
+    else whether a CUDA, ROCm or TPU plugin is installed."""
+    chosen = os.environ.get("JAX_PLATFORMS", "").split(",")[0].strip().lower()
+    if chosen:
+        return chosen != "cpu"
+    plugins = {ep.name for ep in importlib.metadata.entry_points(group="jax_plugins")}
+    try:
+        import jax_plugins
+
+        plugins |= {m.name for m in pkgutil.iter_modules(jax_plugins.__path__)}
+    except ImportError:
+        pass
+    return bool(plugins) or importlib.util.find_spec("libtpu") is not None
+
+
+def machine_default_config(reference: str, cpu: str, cpu_sizes: str) -> tuple[str, str | None]:
+    """(config name, a line for the user or None) of a training command run without --config:
+    `reference` (the reference's sizes) where JAX has an accelerator, else `cpu`, whose sizes
+    (`cpu_sizes`) the line names: the reference sizes take many minutes per iteration on a CPU."""
+    if accelerator_installed():
+        return reference, None
+    return cpu, (f"no GPU or TPU found: using the CPU-sized config '{cpu}' (configs/{cpu}.yaml: {cpu_sizes}); "
+                 f"--config={reference} keeps the reference's sizes")
 
 
 def build_pretrain(config: Config):

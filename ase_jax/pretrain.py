@@ -8,10 +8,6 @@ the latest checkpoint there when rerun.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import os
-import pkgutil
 import sys
 
 import jax
@@ -19,13 +15,13 @@ from rich.console import Console
 
 from ase_jax import plan
 from ase_jax.config import Config
-from ase_jax.launch import compiled_train_fns
-from ase_jax.run_loop import pretraining_next_steps, run_command, train_loop
+from ase_jax.launch import compiled_train_fns, machine_default_config
+from ase_jax.run_loop import command_console, pretraining_next_steps, run_command, train_loop
 
 
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:
     """Runs (or resumes) pre-training; returns the last logged metrics."""
-    console = console or Console()
+    console = console or command_console()
     with console.status("building the environment and its fallen poses, compiling the first programs"):
         env, dataset, fns = compiled_train_fns(config)
     # On a device that reports its free memory: the training step compiled ahead of time, its memory
@@ -52,33 +48,13 @@ NEXT_STEPS = (
 CPU_CONFIG = "cpu"
 
 
-def accelerator_installed() -> bool:
-    """Whether JAX can use a GPU or TPU here, judged without starting JAX's backends (a
-    multi-process run must call jax.distributed.initialize first): JAX_PLATFORMS when it is set,
-    else whether a CUDA, ROCm or TPU plugin is installed."""
-    chosen = os.environ.get("JAX_PLATFORMS", "").split(",")[0].strip().lower()
-    if chosen:
-        return chosen != "cpu"
-    plugins = {ep.name for ep in importlib.metadata.entry_points(group="jax_plugins")}
-    try:
-        import jax_plugins
-
-        plugins |= {m.name for m in pkgutil.iter_modules(jax_plugins.__path__)}
-    except ImportError:
-        pass
-    return bool(plugins) or importlib.util.find_spec("libtpu") is not None
-
-
 def default_config_name(console: Console | None = None) -> str:
     """The config without --config: `default` (the reference's sizes), or `cpu` where JAX has no
-    accelerator: the reference sizes take many minutes per iteration on a CPU (said on `console`)."""
-    if accelerator_installed():
-        return "default"
-    if console is not None:
-        console.print(f"no GPU or TPU found: using the CPU-sized config '{CPU_CONFIG}' (configs/{CPU_CONFIG}.yaml: "
-                      "64 characters, 256-wide networks); --config=default keeps the reference's sizes",
-                      highlight=False)
-    return CPU_CONFIG
+    accelerator (said on `console`)."""
+    name, note = machine_default_config("default", CPU_CONFIG, "64 characters, 256-wide networks")
+    if note and console is not None:
+        console.print(note, highlight=False)
+    return name
 
 
 def main(argv=None) -> int:

@@ -171,13 +171,18 @@ def grid(frames_list, cols: int) -> np.ndarray:
     return out
 
 
+def has_display() -> bool:
+    """Whether MuJoCo's interactive viewer can open a window here (on Linux: DISPLAY or WAYLAND_DISPLAY)."""
+    return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def view(model: mujoco.MjModel, qpos_seq, fps: float, target=None) -> None:
     """Plays `qpos_seq` in a loop in MuJoCo's interactive viewer (needs a display) until it is closed."""
     import time
 
     import mujoco.viewer
 
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not has_display():
         raise RenderError("MuJoCo's viewer needs a display and none is set (DISPLAY); write a video with "
                           "--video=out.mp4 instead")
     data = mujoco.MjData(model)

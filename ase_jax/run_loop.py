@@ -4,9 +4,11 @@ and the divergence stop, shared by `ase_jax.pretrain` and `ase_jax.task`."""
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import json
 import math
 import platform
+import shlex
 import time
 import traceback
 from pathlib import Path
@@ -37,8 +39,30 @@ AMP_NEXT_STEPS = (
 
 def pretraining_next_steps(config: Config, skill_steps: tuple[str, ...]) -> tuple[str, ...]:
     """The commands printed at the end of a pre-training: a command's `skill_steps` for ASE, the
-    policy's for plain AMP."""
-    return AMP_NEXT_STEPS if config.ase.latent_dim == 0 else skill_steps
+    policy's for plain AMP; each as it runs when pasted on this machine (`runs_here`)."""
+    return tuple(runs_here(line) for line in (AMP_NEXT_STEPS if config.ase.latent_dim == 0 else skill_steps))
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def runs_here(line: str) -> str:
+    """A suggested command line ("COMMAND   # comment", "{workdir}" for the run folder) as it runs
+    on this machine: `play` without `--video` opens MuJoCo's viewer, so where there is no display it
+    writes a video instead; `export` needs onnx, so where it is missing the line installs it first.
+    (Task lines need nothing: `task` picks a CPU-sized config where there is no accelerator.)"""
+    from ase_jax.render import has_display  # here: importing render chooses MuJoCo's GL backend
+
+    command, mark, comment = line.partition("#")
+    width = len(command)
+    command = command.rstrip()
+    if " -m ase_jax.play " in command and "--video" not in command and not has_display():
+        command += " --video={workdir}/play.mp4"
+        comment = comment.replace("in the viewer", "as a video (no display here for the viewer)")
+    if " -m ase_jax.export " in command and not (installed("onnx") and installed("onnxruntime")):
+        command = "pip install onnx onnxruntime && " + command
+    return f"{command:<{width - 1}} {mark}{comment}" if mark else command
 
 
 PACKAGES = ("jax", "jaxlib", "mujoco", "mujoco-mjx", "brax", "flax", "optax", "orbax-checkpoint", "numpy")
@@ -72,13 +96,13 @@ def run_command(train, argv: list[str], command: str, default_config) -> int:
     if cli.wants_help(argv):  # the defaults shown are those of the config this machine would run
         print(config_help(command, default_config(None) if callable(default_config) else default_config), end="")
         return 0
-    console = Console()
+    console = command_console()
     try:
         default = (lambda: default_config(console)) if callable(default_config) else default_config
         config = config_from_args(argv, command, default)
         if distributed.initialize(config.run):  # before anything touches a jax device
             distributed.check_agreement(config)
-            console = Console(quiet=not distributed.is_primary())
+            console = command_console(quiet=not distributed.is_primary())
         train(config, console)
     except AseInputError as e:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
@@ -90,6 +114,21 @@ def run_command(train, argv: list[str], command: str, default_config) -> int:
             distributed.exit_now_if_joined(1)
         raise
     return 0
+
+
+def command_console(**kwargs) -> Console:
+    """The console a training command prints on. Where stdout is not a terminal (a log file, nohup,
+    a batch scheduler, `| tee`) its lines are written whole: rich would wrap them at 80 columns."""
+    console = Console(**kwargs)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
+def tensorboard_hint(workdir) -> str:
+    """How to look at a run's TensorBoard scalars (tensorboardX writes them; viewing them needs the
+    tensorboard package, which is not a dependency)."""
+    view = f"tensorboard --logdir {shlex.quote(str(workdir))}"
+    return view if installed("tensorboard") else f"pip install tensorboard, then {view}"
 
 
 def run_info(config: Config) -> dict:
@@ -107,11 +146,14 @@ def run_info(config: Config) -> dict:
 PLAIN_PROGRESS_S = 30.0
 
 
+def clock(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+
+
 def plain_progress_line(label: str, done: int, total: int, per_iteration: int, elapsed_s: float, metrics: dict) -> str:
     """One line of progress for logs: iteration, samples, samples/s, elapsed, ETA and a few metrics."""
     sps = metrics.get("perf/env_steps_per_s")
     eta = (total - done) * per_iteration / sps if sps else None
-    clock = lambda s: "-" if s is None else f"{int(s // 3600)}:{int(s % 3600 // 60):02d}:{int(s % 60):02d}"
     shown = {"disc reward": "reward/disc", "enc reward": "reward/enc", "episode length": "episode/length",
              "task reward": "reward/task"}
     values = "  ".join(f"{name} {metrics[key]:.3g}" for name, key in shown.items() if key in metrics)
@@ -137,10 +179,13 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     iteration (the step's metrics, on the device); it returning True ends the run after that
     iteration, which is then logged and checkpointed as the last one (a time box)."""
     hp, run = config.ppo, config.run
-    if jax.devices()[0].platform == "cpu" and hp.num_envs * hp.horizon >= 65536:
-        console.print(f"[yellow]note:[/] {hp.num_envs} envs with these networks are sized for a GPU; on this CPU one "
-                      "iteration takes many minutes. For a quick CPU run use --config=tiny.")
     workdir = Path(run.workdir)
+    # Lines of plain text are printed whole (soft_wrap) on any console: a log is read, and grepped, by line.
+    console.print(f"{label}: run folder {workdir.resolve()}", highlight=False, soft_wrap=True)
+    if jax.devices()[0].platform == "cpu" and hp.num_envs * hp.horizon >= 65536:
+        cpu_config = "task_cpu" if config.command == "task" else "cpu"
+        console.print(f"[yellow]note:[/] {hp.num_envs} envs with these networks are sized for a GPU; on this CPU one "
+                      f"iteration takes many minutes. For a CPU-sized run use --config={cpu_config}.")
     checkpointer = Checkpointer(workdir, run.keep_checkpoints, run.keep_checkpoint_period)
     config_dict = to_dict(config) if saved_config is None else saved_config
     init_key = jax.random.PRNGKey(run.seed)
@@ -180,7 +225,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     # The first iteration compiles the whole training step (minutes on a CPU for the reference
     # sizes): the bar says so, with the elapsed time ticking, until it returns.
     progress = Progress(TextColumn(f"[bold]{label}"), TextColumn("{task.fields[phase]}"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total} it"), TextColumn("{task.fields[sps]} steps/s"),
+                        TextColumn("{task.completed}/{task.total} it"), TextColumn("{task.fields[sps]} samples/s"),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                         transient=False)
     # Where there is no terminal (nohup, a batch scheduler, CI, `| tee`) the live bar prints nothing:
@@ -193,8 +238,9 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                                      phase="[yellow]compiling the training step[/]")
             if plain:
                 console.print(f"{label}: compiling the training step (minutes on a CPU), then {total_iterations - start} "
-                              f"iterations of {steps_per_iteration:,} samples", highlight=False)
+                              f"iterations of {steps_per_iteration:,} samples", highlight=False, soft_wrap=True)
             tick, tick_iteration = None, start
+            compiled_s = None  # until the first step returns: compiling it (unless it was compiled before)
             bad_iterations, warned_overflow = 0, False
             done = start
             if progress_fn is not None:
@@ -205,6 +251,7 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                 stop = bool(progress_fn(done, state, metrics)) if progress_fn is not None else False
                 last_one = stop or done == total_iterations
                 if iteration == start:
+                    compiled_s = time.perf_counter() - wall0
                     progress.update(task, phase="")
                 # Every update of this iteration skipped for non-finite gradients: count, and stop if it persists.
                 if float(np.asarray(metrics["skipped_updates"])[0]) >= 1.0:
@@ -240,19 +287,23 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
                 if plain and (now - last_plain >= PLAIN_PROGRESS_S or last_one):
                     last_plain = now
                     console.print(plain_progress_line(label, done, total_iterations, steps_per_iteration, now - wall0,
-                                                      last), highlight=False)
+                                                      last), highlight=False, soft_wrap=True)
                 if stop:
                     break
     finally:
         checkpointer.wait()
         checkpointer.close()
         logger.close()
-    console.print(f"done: {done} iterations ({done * steps_per_iteration:,} env steps); "
-                  f"checkpoints in {checkpointer.directory}", highlight=False)
-    console.print(f"results in {workdir}: metrics.jsonl, TensorBoard scalars (tensorboard --logdir {workdir}), "
-                  "run_info.json, checkpoints/", highlight=False)
+    took = time.perf_counter() - wall0
+    console.print(f"done: {done} iterations ({done * steps_per_iteration:,} samples); "
+                  f"checkpoints in {checkpointer.directory}", highlight=False, soft_wrap=True)
+    if compiled_s is not None:
+        console.print(f"time: {clock(took)} = {clock(compiled_s)} until the first iteration ran (compiling the training "
+                      f"step) + {clock(took - compiled_s)} training", highlight=False, soft_wrap=True)
+    console.print(f"results in {workdir}: metrics.jsonl, TensorBoard scalars ({tensorboard_hint(workdir)}), "
+                  "run_info.json, checkpoints/", highlight=False, soft_wrap=True)
     if next_steps:
         console.print("look at them:", highlight=False)
         for line in next_steps:
-            console.print("  " + line.format(workdir=workdir), highlight=False, soft_wrap=True)
+            console.print("  " + line.format(workdir=shlex.quote(str(workdir))), highlight=False, soft_wrap=True)
     return last

@@ -4,9 +4,10 @@ Stage 2 of ASE: trains a high-level controller for a task (heading, location, re
 on top of a frozen pre-trained low-level controller (`--llc`: a `python -m ase_jax.pretrain` run
 folder or one of its checkpoints). `--scratch` trains a plain policy on the same task without the
 skill embedding instead (the paper's baseline). Same conventions as pre-training: configs in
-`configs/` (default `task`; the config must be a task config), `--key=value` overrides, progress
-bar, TensorBoard, metrics.jsonl, checkpoints in `--workdir`, resume on rerun. Each checkpoint holds
-the frozen LLC it was trained with, and its config.
+`configs/` (default `task`, or `task_cpu` where JAX has no accelerator; the config must be a task
+config), `--key=value` overrides, progress bar, TensorBoard, metrics.jsonl, checkpoints in
+`--workdir`, resume on rerun. Each checkpoint holds the frozen LLC it was trained with, and its
+config.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from rich.console import Console
 from ase_jax.agents.hlc.train import make_hlc_train_fns
 from ase_jax.config import Config, to_dict
 from ase_jax.inference.task_policy import LLC_CONFIG_KEY
-from ase_jax.launch import build_task
-from ase_jax.run_loop import run_command, train_loop
+from ase_jax.launch import build_task, machine_default_config
+from ase_jax.run_loop import command_console, run_command, train_loop
 
 
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:
-    console = console or Console()
+    console = console or command_console()
     config, env, llc = build_task(config)
     what = ("from scratch (no skill embedding)" if llc is None
             else f"on the frozen LLC {config.task.llc} (step {llc.step})")
@@ -40,9 +41,21 @@ def train(config: Config, console: Console | None = None, max_iterations: int | 
                                   "python -m ase_jax.evaluate compare {workdir} OTHER_RUN                   # its curve beside another's"))
 
 
+CPU_CONFIG = "task_cpu"
+
+
+def default_config_name(console: Console | None = None) -> str:
+    """The config without --config: `task` (the reference's sizes), or `task_cpu` where JAX has no
+    accelerator, as pre-training picks `cpu` there (said on `console`)."""
+    name, note = machine_default_config("task", CPU_CONFIG, "64 characters, 256-wide networks")
+    if note and console is not None:
+        console.print(note, highlight=False)
+    return name
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    return run_command(train, argv, command="task", default_config="task")
+    return run_command(train, argv, command="task", default_config=default_config_name)
 
 
 if __name__ == "__main__":

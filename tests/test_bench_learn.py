@@ -193,13 +193,11 @@ def test_an_installed_gpu_plugin_keeps_the_reference_default(monkeypatch):
     """Without JAX_PLATFORMS the choice comes from the installed jax plugins (none on this CPU machine)."""
     import importlib.metadata
 
-    import ase_jax.pretrain as pretrain
-
     monkeypatch.delenv("JAX_PLATFORMS", raising=False)
     assert default_config_name() == CPU_CONFIG  # this machine has no CUDA/ROCm/TPU plugin
     plugin = importlib.metadata.EntryPoint("xla_cuda12", "jax_cuda12_plugin", "jax_plugins")
     real = importlib.metadata.entry_points
-    monkeypatch.setattr(pretrain.importlib.metadata, "entry_points",
+    monkeypatch.setattr(importlib.metadata, "entry_points",
                         lambda group=None, **kw: [plugin] if group == "jax_plugins" else real(group=group, **kw))
     assert default_config_name() == "default"
 

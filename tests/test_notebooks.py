@@ -40,3 +40,26 @@ def test_notebook_runs_in_tiny_mode(path, notebook_runs, monkeypatch):
     errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+
+
+TRAINING_CALLS = ("train(config)", "pretrained_llc()", "train_task(")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_says_what_to_expect_before_it_trains(path):
+    """A newcomer's order: install, then the GPU check that sets MUJOCO_GL=egl on a GPU, before
+    anything imports mujoco; every training cell follows a line saying how long it takes on a GPU
+    and on a CPU, and prints its time."""
+    cells = nbformat.read(path, as_version=4).cells
+    code = [c.source for c in cells if c.cell_type == "code"]
+    assert "pip\", \"install\"" in code[0] and "git+" in code[0]
+    assert "nvidia-smi" in code[1] and 'os.environ.setdefault("MUJOCO_GL", "egl")' in code[1]
+    assert not any(line.startswith(("from ase_jax", "import ase_jax", "import mujoco")) for c in code[:2]
+                   for line in c.splitlines())
+    training = [i for i, c in enumerate(cells) if c.cell_type == "code" and any(call in c.source for call in TRAINING_CALLS)]
+    assert training
+    for i in training:
+        before = cells[i - 1]
+        assert before.cell_type == "markdown" and before.source.startswith("**Time.**"), cells[i].source[:200]
+        assert "GPU" in before.source and "CPU" in before.source and "minutes" in before.source
+        assert "time.perf_counter() - start" in cells[i].source

@@ -357,13 +357,11 @@ def _latent(spec: str, dim: int, seed: int) -> np.ndarray:
 
 def view(sim: Simulation, z, console: Console) -> None:
     """Real-time playback in MuJoCo's viewer with the key bindings of the module docstring."""
-    import os
-    import sys
     import threading
 
     import mujoco.viewer
 
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not render.has_display():
         raise render.RenderError("MuJoCo's viewer needs a display and none is set (DISPLAY); write a video with "
                                  "--video=out.mp4 instead")
     pressed, lock = [], threading.Lock()

@@ -17,8 +17,13 @@ Format (FORMAT = 2), three orbax items per checkpoint folder `checkpoints/<step>
 Resuming compares the saved layout with the tree the code builds now (`jax.eval_shape` of the
 init), so a run can resume exactly when every path, shape and dtype agrees; otherwise the error
 names the leaves and config values that differ, and nothing is moved. Only a checkpoint that
-cannot be read (truncated or corrupted files) is moved aside, never deleted, and the one before it
-is used. Checkpoints of older ase_jax versions (leaves named `leaf_00000`, ...) are refused.
+cannot be read (truncated or corrupted files) is moved aside by training, never deleted, and the one
+before it is used. Checkpoints of older ase_jax versions (leaves named `leaf_00000`, ...) are refused.
+
+Commands that only read a run (play, evaluate, export, task --llc, the C-MuJoCo player) go through
+`read_checkpoint` / `find_checkpoint` / `read_saved_config`, which decide the same way but change
+nothing: a run folder gives its newest checkpoint that can be read in full (one warning line names
+those passed over), a checkpoint folder that cannot be read is refused in one line.
 
 Multi-process runs (`ase_jax.distributed`): every process calls `save` and `restore`, as orbax
 wants. Each process holds only its own devices' rows of the state, so `save` first gathers every
@@ -37,7 +42,9 @@ from pathlib import Path
 
 import contextlib
 import logging
+import os
 import shutil
+import sys
 import time
 
 import jax
@@ -56,12 +63,13 @@ class CheckpointMismatch(AseInputError):
 
 
 class Checkpointer:
-    def __init__(self, workdir: Path, keep: int, keep_period: int | None = None):
+    def __init__(self, workdir: Path, keep: int | None, keep_period: int | None = None, read_only: bool = False):
+        """`read_only`: orbax saves, deletes and creates nothing (the readers of `read_checkpoint`)."""
         self.workdir = Path(workdir).resolve()
         self.directory = self.workdir / "checkpoints"
-        self.manager = ocp.CheckpointManager(
-            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, keep_period=keep_period or None,
-                                                                 create=True))
+        options = (ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False) if read_only else
+                   ocp.CheckpointManagerOptions(max_to_keep=keep, keep_period=keep_period or None, create=True))
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -136,20 +144,21 @@ class Checkpointer:
         """
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                return self.restore(step, target, config), step
+                with _quiet_reads():
+                    return self.restore(step, target, config), step
             except AseInputError:
                 raise
             except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds of errors for bad files
                 if jax.process_count() > 1:  # moving files aside is for one process to do, and all to agree on
                     raise AseInputError(
-                        f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}: {str(e)[:200]}); "
+                        f"checkpoint {self.directory / str(step)} is unreadable ({_unreadable(e)}); "
                         f"a multi-process run does not move it aside: resume once with a single process (which "
                         f"moves it to corrupt_checkpoints/ and uses the one before), or move it yourself") from None
                 aside = self.workdir / "corrupt_checkpoints" / f"{step}-{int(time.time())}"
                 aside.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(self.directory / str(step)), str(aside))
-                log(f"checkpoint {self.directory / str(step)} is unreadable ({type(e).__name__}: "
-                    f"{str(e)[:200]}); moved it to {aside} and trying the one before")
+                log(f"checkpoint {self.directory / str(step)} is unreadable ({_unreadable(e)}); moved it to {aside} "
+                    f"and trying the one before")
                 self.manager.reload()
         return None, None
 
@@ -288,43 +297,168 @@ def select_subtree(arrays: dict, layout: dict, prefix: str, template):
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+# --- reading a run folder without training: play, evaluate, export, task --llc -----------------------
+#
+# Readers decide which checkpoint to use as training does (the newest that can be read) but never
+# move or delete anything: an unreadable checkpoint given by name is refused in one line, and one
+# found in a run folder is passed over for the one before it, with a one-line warning.
+
+def _unreadable(error: BaseException) -> str:
+    """`Type: first line` of an error raised by orbax/tensorstore/json while reading a checkpoint."""
+    text = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class UnreadableCheckpoint(AseInputError):
+    """A checkpoint whose files cannot be read (truncated, corrupted, missing or partly written)."""
+
+    def __init__(self, where: Path, reason: str):
+        self.where, self.reason = where, reason
+        super().__init__(f"checkpoint {where} cannot be read ({reason}); nothing was changed. Give the run folder, "
+                         f"{where.parent.parent}, to use its newest checkpoint that can be read")
+
+
+def _quiet_unraisable(previous):
+    """An unraisablehook that drops the RuntimeError('Event loop is closed') which tensorstore's
+    pending reads raise, by the dozen, once orbax has given up on a checkpoint that cannot be read."""
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook.ase_jax_quiet = True
+    return hook
+
+
+@contextlib.contextmanager
+def _quiet_reads():
+    """While reading checkpoint files: orbax's own log lines (a missing or unparsable metadata file)
+    off, and the asynchronous noise of an aborted read filtered out (for good: it arrives later)."""
+    if not getattr(sys.unraisablehook, "ase_jax_quiet", False):
+        sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+
+
 @contextlib.contextmanager
 def _reading(workdir):
-    """A Checkpointer that only reads (its retention never deletes anything), closed on exit."""
-    checkpointer = Checkpointer(workdir, keep=1_000_000)
+    """A Checkpointer that only reads (orbax's read_only: nothing saved, deleted or created), closed on
+    exit; orbax's log lines about read-only folders and bad metadata files are left out."""
+    with _quiet_reads():
+        checkpointer = Checkpointer(workdir, keep=None, read_only=True)
+        try:
+            yield checkpointer
+        finally:
+            checkpointer.close()
+
+
+def _files(folder: Path) -> tuple:
+    """(relative path, size, modification time) of every file below `folder`: what a decision about
+    its readability depends on."""
+    out = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            stat = os.stat(os.path.join(root, name))
+            out.append((os.path.relpath(os.path.join(root, name), folder), stat.st_size, stat.st_mtime_ns))
+    return tuple(out)
+
+
+# The newest readable step of a run folder, by the folder and the files of its checkpoints, so that
+# a command that looks at a run several times (config, then arrays) decides once and warns once.
+_NEWEST_READABLE: dict = {}
+# The last checkpoint read in full, by its folder and files: the read that decided it is readable
+# serves the one that uses it. One entry; `read_checkpoint` takes it out.
+_LAST_READ: dict = {}
+
+
+def _read_whole(workdir: Path, step: int) -> tuple[dict, dict, dict]:
+    """(arrays, layout, config) of one checkpoint; UnreadableCheckpoint naming its folder if its files
+    cannot be read, AseInputError (e.g. an older format) as it comes; nothing on disk is changed."""
+    where = workdir / "checkpoints" / str(step)
+    key = (str(where), _files(where))
+    if key in _LAST_READ:
+        return _LAST_READ[key]
     try:
-        yield checkpointer
-    finally:
-        checkpointer.close()
+        with _reading(workdir) as checkpointer:
+            read = checkpointer.restore_raw(step)
+    except AseInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - orbax/tensorstore/json raise many kinds of errors for bad files
+        raise UnreadableCheckpoint(where, _unreadable(e)) from None
+    _LAST_READ.clear()
+    _LAST_READ[key] = read
+    return read
 
 
-def find_checkpoint(path) -> tuple[Path, int]:
-    """(workdir, step) for a run folder (latest checkpoint) or a checkpoint folder `.../checkpoints/N`."""
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def find_checkpoint(path, warn=_warn) -> tuple[Path, int]:
+    """(workdir, step) of a checkpoint folder `.../checkpoints/N`, or of a run folder's newest
+    checkpoint that can be read in full; passing over newer ones that cannot (truncated, corrupted
+    or missing files) is said in one line to `warn`, and nothing is moved (training moves them aside).
+    Bad input (no such folder, no checkpoints, none readable) is an AseInputError naming the folder."""
     path = Path(path).expanduser()
     if not path.exists():
         raise AseInputError(f"{path}: no such run folder or checkpoint")
+    if path.parent.name == "checkpoints" and not path.name.isdigit() and ".orbax-checkpoint-tmp" in path.name:
+        raise AseInputError(f"{path}: a checkpoint that was still being written when its run stopped (incomplete); "
+                            f"give the run folder {path.parent.parent} or one of its numbered checkpoints")
     if path.name.isdigit() and path.parent.name == "checkpoints":
         return path.parent.parent, int(path.name)
     if not (path / "checkpoints").is_dir():
         raise AseInputError(f"{path}: not an ase_jax run folder (no checkpoints/ inside)")
     with _reading(path) as checkpointer:
-        step = checkpointer.latest_step()
-    if step is None:
+        steps = sorted(checkpointer.manager.all_steps(), reverse=True)
+    if not steps:
         raise AseInputError(f"{path / 'checkpoints'}: holds no complete checkpoint")
-    return path, step
+    key = (str(path.resolve()), tuple((step, _files(path / "checkpoints" / str(step))) for step in steps))
+    if key in _NEWEST_READABLE:
+        return path, _NEWEST_READABLE[key]
+    passed_over = []
+    for step in steps:
+        try:
+            _read_whole(path, step)
+        except UnreadableCheckpoint as e:
+            passed_over.append(e)
+            continue
+        if passed_over:
+            newer = ", ".join(e.where.name for e in passed_over)
+            warn(f"{path / 'checkpoints'}: checkpoint{'s' if len(passed_over) > 1 else ''} {newer} cannot be read "
+                 f"({passed_over[0].reason}); using checkpoint {step}, the newest that can (nothing was moved)")
+        _NEWEST_READABLE[key] = step
+        return path, step
+    raise AseInputError(f"{path / 'checkpoints'}: none of its {len(steps)} checkpoint(s) can be read (the newest, "
+                        f"{steps[0]}: {passed_over[0].reason}); nothing was changed")
 
 
-def read_checkpoint(path) -> tuple[Path, int, dict, dict, dict]:
-    """(workdir, step, arrays by tree path, layout, saved config) of a run folder (latest) or
-    checkpoint folder; `arrays` and `layout` are for `select_subtree`."""
-    workdir, step = find_checkpoint(path)
-    with _reading(workdir) as checkpointer:
-        arrays, layout, saved = checkpointer.restore_raw(step)
+def read_checkpoint(path, warn=_warn) -> tuple[Path, int, dict, dict, dict]:
+    """(workdir, step, arrays by tree path, layout, saved config) of a run folder (its newest
+    readable checkpoint, as `find_checkpoint`) or checkpoint folder; `arrays` and `layout` are for
+    `select_subtree`."""
+    workdir, step = find_checkpoint(path, warn)
+    arrays, layout, saved = _read_whole(workdir, step)
+    _LAST_READ.clear()  # the caller holds it now
     return workdir, step, arrays, layout, saved
 
 
-def read_saved_config(path) -> dict:
-    """The config saved with a run folder's latest checkpoint (or with one checkpoint folder)."""
-    workdir, step = find_checkpoint(path)
-    with _reading(workdir) as checkpointer:
-        return checkpointer.saved_config(step)
+def read_saved_config(path, warn=_warn) -> dict:
+    """The config saved with a run folder's newest readable checkpoint (or with one checkpoint folder)."""
+    workdir, step = find_checkpoint(path, warn)
+    where = workdir / "checkpoints" / str(step)
+    read = _LAST_READ.get((str(where), _files(where)))  # the read that found it readable
+    if read is not None:
+        return read[2]
+    try:
+        with _reading(workdir) as checkpointer:
+            return checkpointer.saved_config(step)
+    except Exception as e:  # noqa: BLE001 - as in _read_whole
+        raise UnreadableCheckpoint(where, _unreadable(e)) from None

@@ -12,6 +12,7 @@ standardisation, metrics) span every device, so the parameters stay identical ev
     check_same_state()  ... and start from the same parameters (a task's frozen LLC included)
     is_primary()        process 0: the one that writes logs, run_info.json and the progress bar
     gather_device_axis  every process's device shards of a pmapped pytree, on every process
+    any_process         whether a flag (a stop request) is set on any process
 
 On CPU the collectives between processes go through gloo (`jax_cpu_collectives_implementation`).
 """
@@ -232,6 +233,16 @@ def gather_device_axis(tree):
         out.append(np.concatenate(parts, axis=0))
         offset += leaf.nbytes
     return jax.tree.unflatten(treedef, out)
+
+
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is true on any process of the run (all must call it: a collective); `flag`
+    itself for a single process."""
+    if not is_multiprocess():
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(np.asarray(multihost_utils.process_allgather(np.array([int(bool(flag))], np.int32)))))
 
 
 def local_device_rows(num_global: int) -> slice:

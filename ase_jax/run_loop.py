@@ -9,6 +9,10 @@ import json
 import math
 import platform
 import shlex
+import shutil
+import signal
+import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -18,7 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ase_jax import distributed
+from ase_jax import distributed, run_log
 from ase_jax.checkpoint import Checkpointer
 from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
@@ -27,6 +31,81 @@ from ase_jax.run_log import RunLogger
 
 class TrainingDiverged(AseInputError):
     """Training produced only non-finite gradients for several iterations in a row."""
+
+
+class TrainingStopped(SystemExit):
+    """Training was asked to stop (SIGINT: Ctrl-C; SIGTERM: `kill`, a scheduler) and did, at an
+    iteration boundary with a checkpoint there. A SystemExit whose code is the shell's for the
+    signal (130, 143), so that a command ends with it and no traceback; `message` is the line that
+    said where the run stands and how to resume it."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(128 + signum)
+        self.signum, self.message = signum, message
+
+
+class StopRequests:
+    """While entered (in the main thread), SIGINT and SIGTERM do not end the process: `signum` records
+    the first, and the loop stops at its next iteration boundary. The first one also gives both
+    signals back their default action, so a second ends the process at once without saving (the
+    checkpoints already written are whole: orbax renames a checkpoint folder into place when it is
+    complete). A signal the process ignores (SIG_IGN, e.g. SIGINT of a background job) stays ignored.
+
+    Python runs a signal's handler between bytecodes of the main thread, so a signal that arrives
+    while a compiled step runs (or compiles) is acted on when that step returns."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopRequests":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                previous = signal.getsignal(sig)
+                if previous is not signal.SIG_IGN:
+                    self._previous[sig] = signal.SIG_DFL if previous is None else previous
+                    signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = self.signum or signum
+        for sig in self._previous:
+            signal.signal(sig, signal.SIG_DFL)
+
+    def requested(self) -> bool:
+        """Whether this process (or, in a multi-process run, any of them: a collective that all
+        call once per iteration, so that they stop at the same one) was asked to stop."""
+        return distributed.any_process(self.signum is not None)
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+def resume_command() -> str | None:
+    """The command line that started this process, as it was typed, when it is an ase_jax command
+    (`python -m ase_jax.pretrain ...`, `python -m ase_jax task ...`, an installed script); None in a
+    notebook or a test."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name.startswith("ase_jax"):
+        return shlex.join(getattr(sys, "orig_argv", [sys.executable, "-m", spec.name, *sys.argv[1:]]))
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if script.startswith(("ase-jax", "ase_jax")):
+        return shlex.join([script if shutil.which(script) == sys.argv[0] else sys.argv[0], *sys.argv[1:]])
+    return None
+
+
+def stopped_message(signum: int, label: str, done: int, total: int, checkpoint: Path | None, workdir: Path) -> str:
+    """The one line a stopped run ends with: the signal, the iteration, the checkpoint, how to resume."""
+    name = signal.Signals(signum).name
+    again = resume_command()
+    how = f"resume with: {again}" if again else f"train again with the same config and workdir {workdir} to resume"
+    if checkpoint is None:
+        return f"{label}: stopped by {name} before the first checkpoint; nothing saved. {how.replace('resume', 'start')}"
+    return f"{label}: stopped by {name} after iteration {done} of {total}; checkpoint {checkpoint}; {how}"
 
 
 # What to look at after a plain AMP pre-training (latent_dim 0): one policy, no latents to pick, no
@@ -108,6 +187,14 @@ def run_command(train, argv: list[str], command: str, default_config) -> int:
         Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         distributed.exit_now_if_joined(1)
         return 1
+    except TrainingStopped as e:  # its line is printed
+        distributed.exit_now_if_joined(e.code)
+        return e.code
+    except KeyboardInterrupt:  # before the loop, which handles Ctrl-C itself (StopRequests)
+        Console(stderr=True).print(f"{command}: stopped by SIGINT while starting, before any iteration; nothing was "
+                                   "saved", highlight=False, soft_wrap=True)
+        distributed.exit_now_if_joined(128 + signal.SIGINT)
+        return 128 + signal.SIGINT
     except BaseException:
         if distributed.joined():  # the others must not wait for this process
             traceback.print_exc()
@@ -177,7 +264,21 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     `progress_fn(iteration, state, metrics)`, as brax's `progress_fn`, sees the state before the
     first iteration (metrics None; `iteration` is where a resumed run starts) and after each
     iteration (the step's metrics, on the device); it returning True ends the run after that
-    iteration, which is then logged and checkpointed as the last one (a time box)."""
+    iteration, which is then logged and checkpointed as the last one (a time box).
+
+    SIGINT (Ctrl-C) or SIGTERM stops the run at the end of the iteration under way, which is then
+    logged and checkpointed as the last one, and raises TrainingStopped (a SystemExit with status
+    130 or 143) after one line saying where the checkpoint is and the command that resumes; a
+    second signal ends the process at once (`StopRequests`). On resume, the rows of metrics.jsonl
+    logged after the checkpoint are moved aside (`run_log.cut_back`) and TensorBoard hides them."""
+    with StopRequests() as stop_requests:
+        return _train_loop(config, fns, console, label, max_iterations, control_steps_per_sample, saved_config,
+                           next_steps, progress_fn, stop_requests)
+
+
+def _train_loop(config: Config, fns, console: Console, label: str, max_iterations: int | None,
+                control_steps_per_sample: int, saved_config: dict | None, next_steps: tuple[str, ...], progress_fn,
+                stop_requests: StopRequests) -> dict:
     hp, run = config.ppo, config.run
     workdir = Path(run.workdir)
     # Lines of plain text are printed whole (soft_wrap) on any console: a log is read, and grepped, by line.
@@ -220,7 +321,13 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
     total_iterations = math.ceil(run.total_steps / steps_per_iteration)
     if max_iterations is not None:
         total_iterations = min(total_iterations, start + max_iterations)
-    logger = RunLogger(workdir) if primary else _NoLogger()
+    logger = _NoLogger()
+    if primary:
+        moved, aside = run_log.cut_back(workdir, start * steps_per_iteration)
+        if moved:
+            console.print(f"{workdir / run_log.METRICS_FILE}: moved the {moved} row(s) logged after iteration {start} "
+                          f"(which this run does again) to {aside}", highlight=False, soft_wrap=True)
+        logger = RunLogger(workdir, purge_after=start * steps_per_iteration if start or moved else None)
     last = {}
     # The first iteration compiles the whole training step (minutes on a CPU for the reference
     # sizes): the bar says so, with the elapsed time ticking, until it returns.
@@ -245,11 +352,15 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
             done = start
             if progress_fn is not None:
                 progress_fn(start, state, None)
+            signalled = stop_requests.requested()  # e.g. during the restore: no iteration is run
             for iteration in range(start, total_iterations):
+                if signalled:
+                    break
                 state, metrics = fns.step(state)
                 done = iteration + 1
                 stop = bool(progress_fn(done, state, metrics)) if progress_fn is not None else False
-                last_one = stop or done == total_iterations
+                signalled = stop_requests.requested()
+                last_one = stop or signalled or done == total_iterations
                 if iteration == start:
                     compiled_s = time.perf_counter() - wall0
                     progress.update(task, phase="")
@@ -294,6 +405,12 @@ def train_loop(config: Config, fns, console: Console, label: str, max_iterations
         checkpointer.wait()
         checkpointer.close()
         logger.close()
+    if signalled and done < total_iterations:
+        saved = done if done > start else (start if restored is not None else None)  # the iteration it ended at
+        message = stopped_message(stop_requests.signum or signal.SIGTERM, label, done, total_iterations,
+                                  None if saved is None else checkpointer.directory / str(saved), workdir)
+        console.print(message, highlight=False, soft_wrap=True)
+        raise TrainingStopped(stop_requests.signum or signal.SIGTERM, message)
     took = time.perf_counter() - wall0
     console.print(f"done: {done} iterations ({done * steps_per_iteration:,} samples); "
                   f"checkpoints in {checkpointer.directory}", highlight=False, soft_wrap=True)

@@ -124,3 +124,26 @@ def tiny_heading_run(tiny_pretrained_run, tmp_path_factory):
     config = load_config("task_tiny", {"name": "heading", "llc": str(tiny_pretrained_run), "workdir": str(workdir)})
     metrics = train(config, console=Console(file=io.StringIO()))
     return workdir, metrics
+
+
+# Ways a checkpoint folder (`.../checkpoints/N`) gets damaged, in place: a copy cut short, a
+# metadata file overwritten, the array data lost. For the tests of reading and resuming.
+def _truncate_checkpoint_arrays(folder: Path) -> None:
+    for victim in [p for p in (folder / "state").rglob("*") if p.is_file() and p.stat().st_size > 0]:
+        victim.write_bytes(victim.read_bytes()[: max(1, victim.stat().st_size // 3)])
+
+
+def _lose_checkpoint_array_files(folder: Path) -> None:
+    """The data files of orbax's OCDBT store (`d/` folders), as a copy interrupted before them leaves it."""
+    files = [p for p in (folder / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert files
+    for victim in files:
+        victim.unlink()
+
+
+CHECKPOINT_DAMAGE = {
+    "truncated arrays": _truncate_checkpoint_arrays,
+    "garbage layout JSON": lambda folder: (folder / "layout" / "metadata").write_text('{"format": 2, "leaves": {'),
+    "garbage config JSON": lambda folder: (folder / "config" / "metadata").write_text('{"command": "pretrain", "env": {'),
+    "missing array files": _lose_checkpoint_array_files,
+}

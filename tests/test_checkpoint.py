@@ -10,8 +10,10 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import struct
 
-from ase_jax.checkpoint import Checkpointer, CheckpointMismatch, read_checkpoint, select_subtree
+from ase_jax.checkpoint import (Checkpointer, CheckpointMismatch, UnreadableCheckpoint, find_checkpoint,
+                                read_checkpoint, read_saved_config, select_subtree)
 from ase_jax.errors import AseInputError
+from conftest import CHECKPOINT_DAMAGE
 
 CONFIG = {"task": "heading", "num_envs": 4, "ppo": {"horizon": 4}}
 
@@ -221,3 +223,58 @@ def test_a_checkpoint_of_an_older_ase_jax_is_refused_and_left_untouched(tmp_path
         read_checkpoint(tmp_path)
     assert _listing(tmp_path) == before
     assert not (tmp_path / "corrupt_checkpoints").exists()
+
+
+DAMAGE = {k: CHECKPOINT_DAMAGE[k] for k in ("truncated arrays", "garbage layout JSON", "missing array files")}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_reader_passes_over_an_unreadable_checkpoint_of_a_run_folder_and_moves_nothing(tmp_path, damage):
+    _save(tmp_path, 1, 2, 3)
+    DAMAGE[damage](tmp_path / "checkpoints" / "3")
+    before = _listing(tmp_path)
+    warnings = []
+    # A command looks at a run several times (which checkpoint, its config, its arrays): one decision, one warning.
+    assert find_checkpoint(tmp_path, warnings.append) == (tmp_path, 2)
+    assert read_saved_config(tmp_path, warnings.append) == CONFIG
+    workdir, step, arrays, layout, saved = read_checkpoint(tmp_path, warnings.append)
+    assert step == 2 and saved == CONFIG
+    np.testing.assert_array_equal(arrays[".params['dense']['kernel']"], np.asarray(_state(seed=2).params["dense"]["kernel"]))
+    assert len(warnings) == 1, warnings
+    assert f"{tmp_path / 'checkpoints'}: checkpoint 3 cannot be read (" in warnings[0]
+    assert "using checkpoint 2" in warnings[0] and "\n" not in warnings[0]
+    assert _listing(tmp_path) == before
+    assert not (tmp_path / "corrupt_checkpoints").exists()
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_an_unreadable_checkpoint_given_by_name_is_refused_in_one_line(tmp_path, damage):
+    _save(tmp_path, 1, 2)
+    DAMAGE[damage](tmp_path / "checkpoints" / "2")
+    before = _listing(tmp_path)
+    with pytest.raises(UnreadableCheckpoint) as error:
+        read_checkpoint(tmp_path / "checkpoints" / "2", warn=pytest.fail)
+    text = str(error.value)
+    assert isinstance(error.value, AseInputError) and "\n" not in text
+    assert text.startswith(f"checkpoint {tmp_path / 'checkpoints' / '2'} cannot be read (")
+    assert f"Give the run folder, {tmp_path}," in text
+    assert _listing(tmp_path) == before
+
+
+def test_a_run_folder_without_a_readable_checkpoint_is_refused(tmp_path):
+    _save(tmp_path, 1, 2)
+    DAMAGE["garbage layout JSON"](tmp_path / "checkpoints" / "1")
+    DAMAGE["missing array files"](tmp_path / "checkpoints" / "2")
+    before = _listing(tmp_path)
+    with pytest.raises(AseInputError, match=r"none of its 2 checkpoint\(s\) can be read \(the newest, 2: "):
+        read_checkpoint(tmp_path, warn=pytest.fail)
+    assert _listing(tmp_path) == before
+
+
+def test_a_checkpoint_still_being_written_is_named_as_such(tmp_path):
+    _save(tmp_path, 1)
+    partial = tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp-1700000000"
+    partial.mkdir()
+    with pytest.raises(AseInputError, match="still being written when its run stopped"):
+        read_checkpoint(partial)
+    assert read_checkpoint(tmp_path, warn=pytest.fail)[1] == 1  # orbax does not list it as a step

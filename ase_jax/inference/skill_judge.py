@@ -286,13 +286,13 @@ def judge_checkpoint(checkpoint, motions=None, num_latents: int = 16, episodes: 
     pose = PoseReference.of(env, dataset)
 
     @jax.jit
-    def run(start):
+    def run(key):
         record = lambda s, _: (s.next_amp_obs[:, :2], s.done, s.data.qpos[:, :7])
         policy = latent_policy(pretrained.action, jnp.asarray(plan.schedule))
-        pairs, done, root = unroll(env, start, policy, steps, record)[2]
+        pairs, done, root = unroll(env, reset_batch(env, key, plan.num_episodes), policy, steps, record)[2]
         return episode_records(pairs, done, root, pose, plan)
 
-    result = judge(run(reset_batch(env, k_reset, plan.num_episodes)), plan, [c.name for c in dataset.clips], close)
+    result = judge(run(k_reset), plan, [c.name for c in dataset.clips], close)
     result.update({"checkpoint": str(checkpoint), "step": pretrained.step, "motions": str(dataset.path),
                    "seconds": steps * env.control_dt, "seed": seed})
     return result

@@ -1,8 +1,8 @@
 """`python -m ase_jax.bench learn`: a fixed protocol that measures what pre-training learns.
 
-    python -m ase_jax.bench learn [--out=DIR] [--ablation=no_sd|no_div] [--samples=N] [--minutes=M]
+    python -m ase_jax.bench learn [--out=DIR] [--ablation=no_sd|no_div|control] [--samples=N] [--minutes=M]
                                   [--eval_every=K] [--eval_envs=E] [--eval_seconds=S] [--video=false]
-                                  [--config=cpu] [--key=value ...]
+                                  [--judge_latents=8] [--judge_episodes=4] [--config=cpu] [--key=value ...]
     python -m ase_jax.bench learn --plot=OUT.png DIR [DIR ...]      (curves of earlier runs, overlaid)
     python -m ase_jax.bench learn --diagnose [--config=NAME]        (the latent path at initialisation)
 
@@ -30,6 +30,25 @@ measures:
                         deviation per feature (at least 0.1; RMS over features); lower is closer
                         to the data
     clips covered       clips holding the nearest transition of at least 1 % of the transitions
+
+The enc similarity is the run's own encoder grading motions the policy was trained to make it
+decode. The skill judge is independent of everything the run optimised (ase_jax.inference.skill_judge
+has the full definition): beside those characters, in the same batch, `judge_latents` latents (the
+same every time) are held by `judge_episodes` characters each, from the standing pose with
+deterministic actions; all but the first of each latent's episodes hold another random latent for
+up to a second first, so that its episodes differ. On the span after that, per second of motion,
+the mean and std of each feature of the discriminator's frame (root height, rotation and velocities
+in the heading frame, joints, key bodies) are the features; a fresh ridge decoder from them to the
+latent is fitted on half of each latent's episodes and scored on the other half:
+
+    judge/r2            held-out R^2 of the decoded latent (0: no better than the mean latent)
+    judge/cosine        held-out cosine of decoded and true latent, both about the mean latent (0: chance)
+    judge/accuracy      share of held-out episodes whose decoded latent is nearest (cosine) to its own
+                        latent among the judge's; judge/chance = 1 / judge_latents
+    judge/close_share   share of the judge's transitions with a pose error below 1
+
+learn.json's `judge` holds the latest evaluation's whole report, with per latent what a user sees:
+root speed, turning rate, falls, and the nearest clip where the pose is close to the data.
 
 It trains through the same loop as `pretrain` (`run_loop.train_loop`), so `--out` (default
 runs/bench_learn) is a run folder: `checkpoints/` (one at every evaluation and at the end),
@@ -63,6 +82,7 @@ from ase_jax.agents import ppo
 from ase_jax.agents.ase import networks as ase_networks
 from ase_jax.config import Config, config_from_args, to_dict
 from ase_jax.errors import AseInputError
+from ase_jax.inference.skill_judge import check_sizes
 from ase_jax.profiling import peak_memory
 from ase_jax.run_loop import pretraining_next_steps, train_loop
 
@@ -75,14 +95,16 @@ DEFAULT_CONFIG = "cpu"
 DEFAULT_SAMPLES = 1_024_000
 DEFAULT_EVAL_EVERY = 50
 VIDEO_CHARACTERS = 4
-POSE_STD_FLOOR = 0.1
 # Curves and the direction in which each improves (+1 up, -1 down); `train/...` are training metrics.
 CURVES = {
     "train/reward_disc": 1, "train/disc_demo_accuracy": 0, "train/disc_agent_accuracy": 0,
     "train/enc_reward_clipped": 1, "train/episode_length": 1,
     "train/diversity_loss": -1, "eval/survival": 1, "eval/enc_similarity": 1, "eval/enc_similarity_shuffled": 0,
     "eval/enc_similarity_gap": 1, "eval/z_sensitivity": 1, "eval/pose_error": -1, "eval/clips_covered": 1,
+    "judge/r2": 1, "judge/cosine": 1, "judge/accuracy": 1, "judge/chance": 0, "judge/close_share": 1,
 }
+# the skill judge's figures in each row (ase_jax.inference.skill_judge)
+JUDGE_KEYS = ("r2", "cosine", "accuracy", "chance", "close_share")
 TRAIN_KEYS = {"reward/disc": "train/reward_disc", "reward/enc": "train/reward_enc",
               "reward/enc_clipped": "train/enc_reward_clipped",
               "disc_demo_accuracy": "train/disc_demo_accuracy", "disc_agent_accuracy": "train/disc_agent_accuracy",
@@ -134,56 +156,75 @@ class Protocol:
     video: bool = True
     ablation: str = "none"
     config: str = DEFAULT_CONFIG  # the config file the run started from (before the ablation and flags)
+    judge_latents: int = 8  # the skill judge's latents (0: no judge) ...
+    judge_episodes: int = 4  # ... and episodes of each
 
 
 # --- evaluation ----------------------------------------------------------------------------------
 
 
 def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks, protocol: Protocol):
-    """`evaluate(params, obs_norm, amp_norm) -> (metrics, qpos of the first characters)`, compiled once."""
+    """`evaluate(params, obs_norm, amp_norm) -> (metrics, qpos of the first characters, the judge's
+    records or None)`, compiled once, and its env and the judge's plan (None for plain AMP or
+    --judge_latents=0). The evaluation's characters and the judge's run in one batch (one
+    `unroll`, one compile): the evaluation's each hold one latent for one episode, which cannot be
+    split into halves, so the judge has its own N x K episodes beside them."""
     from ase_jax.env import HumanoidEnv
+    from ase_jax.inference import skill_judge
     from ase_jax.inference.rollout import reset_batch, unroll
-    from ase_jax.inference.skill_metrics import demo_transition_frames, squared_distances
+    from ase_jax.inference.skill_metrics import PoseReference
 
     n, steps = protocol.eval_envs, max(2, round(protocol.eval_seconds / env.control_dt))
+    # The JAX back end whatever the run trains on: the evaluation batch joins two resets (the
+    # judge's characters), which Warp's batch-wide contact list does not allow, and is not the hot path.
     eval_env = HumanoidEnv(dataclasses.replace(config.env, state_init="default", fall_init_prob=0.0,
-                                               recovery_episode_prob=0.0, episode_length=steps + 2),
+                                               recovery_episode_prob=0.0, episode_length=steps + 2,
+                                               mjx_impl="jax"),
                            env.character, seed=config.run.seed, num_envs=n)
     key = jax.random.PRNGKey(config.run.seed + 12345)
     k_z, k_reset = jax.random.split(key)
     z = ase_networks.sample_latents(k_z, (n,), config.ase.latent_dim)
     z_other = jnp.roll(z, 1, axis=0)  # each character's neighbour's latent: a random latent for it
-    demo, demo_clip = (np.asarray(x) for x in demo_transition_frames(env, dataset))
-    # Features the data barely moves (a joint one clip set never bends) would blow up in their own
-    # std's units: below POSE_STD_FLOOR (rad, m, rad/s, m/s) a feature counts in its plain units.
-    demo_mean, demo_std = demo.mean(0), np.maximum(demo.std(0), POSE_STD_FLOOR)
-    demo_n = jnp.asarray((demo - demo_mean) / demo_std)
-    demo_sq = jnp.sum(demo_n**2, axis=-1)
-    demo_clip = jnp.asarray(demo_clip)
+    pose = PoseReference.of(env, dataset)
     num_clips = len(dataset.clips)
     pair = 2 * env.amp_obs_size
     clip = config.ppo.normalize_obs_clip
     shown = min(VIDEO_CHARACTERS, n)
+    plan = None
+    if nets.latent_dim > 0 and protocol.judge_latents > 0:
+        k_plan, k_judge = jax.random.split(jax.random.fold_in(key, 1))
+        plan = skill_judge.plan_episodes(k_plan, protocol.judge_latents, protocol.judge_episodes, nets.latent_dim,
+                                         steps, env.control_dt)
+        z = jnp.concatenate([jnp.broadcast_to(z[:, None], (n, steps, z.shape[-1])), jnp.asarray(plan.schedule)])
+
+    def start():  # the evaluation's characters, then the judge's (reset apart: the former's as before)
+        states = reset_batch(eval_env, k_reset, n)
+        if plan is None:
+            return states
+        return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), states,
+                            reset_batch(eval_env, k_judge, plan.num_episodes))
 
     @jax.jit
     def evaluate(params, obs_norm, amp_norm):
         def policy(carry, state, t):  # deterministic actions; extras: how much they change with z
             obs = ppo.normalize(state.obs, obs_norm, clip)
-            mu, mu_other = (jnp.clip(nets.actor_apply(params["actor"], obs, latent), -1.0, 1.0) for latent in (z, z_other))
-            return carry, mu, jnp.sqrt(jnp.mean(jnp.square(mu - mu_other), axis=-1))
+            mu = jnp.clip(nets.actor_apply(params["actor"], obs, z if z.ndim == 2 else z[:, t]), -1.0, 1.0)
+            mu_other = jnp.clip(nets.actor_apply(params["actor"], obs[:n], z_other), -1.0, 1.0)
+            return carry, mu, jnp.sqrt(jnp.mean(jnp.square(mu[:n] - mu_other), axis=-1))
 
-        record = lambda s, z_gap: (s.next_amp_obs.reshape(n, -1), s.done, z_gap, s.data.qpos[:shown])
-        _, _, (amp, done, z_gap, qpos) = unroll(eval_env, reset_batch(eval_env, k_reset, n), policy, steps, record)
+        def record(s, z_gap):
+            return (s.next_amp_obs[:n].reshape(n, -1), s.done, z_gap, s.data.qpos[:shown],
+                    s.next_amp_obs[n:, :2], s.data.qpos[n:, :7])
+
+        _, _, (amp, done_all, z_gap, qpos, judge_pairs, judge_root) = unroll(eval_env, start(), policy, steps, record)
+        done = done_all[:, :n]
         # Steps up to and including the first fall (the fall is the policy's doing); none after it.
         alive = (jnp.cumsum(done, axis=0) - done) == 0
         w = alive.astype(jnp.float32)
         mean = lambda x: jnp.sum(x * w) / jnp.maximum(jnp.sum(w), 1.0)
         enc = nets.encode_apply(params["disc"], ppo.normalize(amp, amp_norm, clip))
-        feats = (amp[..., :pair] - demo_mean) / demo_std
-        d2 = squared_distances(feats, demo_n, demo_sq)
-        nearest = jnp.argmin(d2, axis=-1)
-        distance = jnp.sqrt(jnp.maximum(jnp.min(d2, axis=-1), 0.0) / pair)
-        counts = jnp.zeros(num_clips).at[demo_clip[nearest].ravel()].add(w.ravel())
+        distance, nearest_clip = pose.match(amp[..., :pair])
+        counts = jnp.zeros(num_clips).at[nearest_clip.ravel()].add(w.ravel())
         metrics = {
             "eval/survival": jnp.mean(jnp.sum(w, axis=0) - jnp.any(done, axis=0)) / steps,
             "eval/falls": jnp.mean(jnp.any(done, axis=0).astype(jnp.float32)),
@@ -191,12 +232,26 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
             "eval/clips_covered": jnp.sum(counts >= 0.01 * jnp.sum(counts)).astype(jnp.float32),
         }
         if nets.latent_dim > 0:  # plain AMP (latent_dim 0) has no latent and no encoder: these are n/a
-            metrics.update({"eval/enc_similarity": mean(jnp.sum(enc * z, -1)),
+            z_own = z if z.ndim == 2 else z[:n, 0]
+            metrics.update({"eval/enc_similarity": mean(jnp.sum(enc * z_own, -1)),
                             "eval/enc_similarity_shuffled": mean(jnp.sum(enc * z_other, -1)),
                             "eval/z_sensitivity": mean(z_gap)})
-        return metrics, jnp.swapaxes(qpos, 0, 1)
+        records = None if plan is None else skill_judge.episode_records(judge_pairs, done_all[:, n:], judge_root,
+                                                                         pose, plan)
+        return metrics, jnp.swapaxes(qpos, 0, 1), records
 
-    return evaluate, eval_env
+    return evaluate, eval_env, plan
+
+
+def judge_metrics(records, plan, clip_names) -> tuple[dict, dict | None]:
+    """(the row's judge keys, the judge's whole report) of an evaluation's records; ({}, None)
+    without a judge."""
+    from ase_jax.inference import skill_judge
+
+    if plan is None:
+        return {}, None
+    report = skill_judge.judge(records, plan, clip_names)
+    return {f"judge/{k}": report[k] for k in JUDGE_KEYS}, report
 
 
 class CompileAhead(threading.Thread):
@@ -247,7 +302,10 @@ def improvement_summary(rows: list[dict]) -> dict:
     return out
 
 
-RESUMABLE_PROTOCOL = ("eval_every", "eval_envs", "eval_seconds", "ablation", "config")
+RESUMABLE_PROTOCOL = ("eval_every", "eval_envs", "eval_seconds", "ablation", "config", "judge_latents",
+                      "judge_episodes")
+# keys that runs written before them lack: such a run continues with the judge from then on
+LATER_PROTOCOL = ("judge_latents", "judge_episodes")
 
 
 def earlier_run(out: Path, protocol: Protocol, config: Config) -> dict | None:
@@ -271,8 +329,9 @@ def earlier_run(out: Path, protocol: Protocol, config: Config) -> dict | None:
         raise AseInputError(f"{learn}: unreadable ({type(e).__name__}: {e}); choose another --out") from None
     if not (out / "checkpoints").exists():
         return None  # an output without checkpoints (written before runs were resumable): written anew
-    differ = [f"{k} {saved_protocol.get(k)!r} -> {getattr(protocol, k)!r}" for k in RESUMABLE_PROTOCOL
-              if saved_protocol.get(k) != getattr(protocol, k)]
+    saved_value = lambda k: saved_protocol.get(k, getattr(protocol, k) if k in LATER_PROTOCOL else None)
+    differ = [f"{k} {saved_value(k)!r} -> {getattr(protocol, k)!r}" for k in RESUMABLE_PROTOCOL
+              if saved_value(k) != getattr(protocol, k)]
     differ += config_differences(saved_config, to_dict(config))
     if differ:
         raise AseInputError(f"--out={out} holds a bench learn run that this one cannot continue (it differs in "
@@ -298,7 +357,8 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     wall0 = time.perf_counter()
     with console.status("building the environment and compiling the training step"):
         env, dataset, fns = compiled_train_fns(config)
-        evaluate, eval_env = make_evaluator(config, env, dataset, fns.networks, protocol)
+        evaluate, eval_env, judge_plan = make_evaluator(config, env, dataset, fns.networks, protocol)
+    clip_names = [c.name for c in dataset.clips]
     console.print(f"bench learn: {env.character.name}, {len(dataset.clips)} clips, {hp.num_envs} envs, "
                   f"{iterations} iterations of {per_iteration} samples, ablation {protocol.ablation}, "
                   f"seed {config.run.seed}, on {jax.devices()[0].platform}", highlight=False)
@@ -307,7 +367,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     segment = {"device": str(jax.devices()[0].device_kind), "start_iteration": None, "end_iteration": None,
                "compile_s": 0.0, "train_wall_s": 0.0, "timed_iterations": 0}
     rows, window = [], []
-    last = {"qpos": None, "iteration": 0, "mark": 0.0}
+    last = {"qpos": None, "iteration": 0, "mark": 0.0, "judge": earlier.get("judge") if earlier else None}
     trained_before = sum(s["train_wall_s"] for s in segments)
 
     def result() -> dict:
@@ -331,6 +391,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
             "peak_device_memory_gib": max(peaks) if peaks else None,
             "segments": every,  # one per invocation: a resumed run has several
             "summary": improvement_summary(rows), "reference_comparison": reference_comparison(rows), "rows": rows,
+            "judge": last["judge"],  # the skill judge's whole report at the latest evaluation
         }
 
     # On a GPU the evaluator compiles in a thread while the training step compiles (two XLA programs
@@ -351,8 +412,12 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
 
     def evaluation(done_iterations, part=None):
         start = time.perf_counter()
-        metrics, qpos = evaluate_state(last["state"], part)
+        metrics, qpos, records = evaluate_state(last["state"], part)
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        judged, report = judge_metrics(records, judge_plan, clip_names)
+        metrics.update(judged)
+        if report is not None:
+            last["judge"] = dict(report, iteration=done_iterations)
         if done_iterations == segment["start_iteration"]:
             segment["compile_s"] += time.perf_counter() - start  # the evaluation's compile
         row = {"iteration": done_iterations, "env_steps": done_iterations * per_iteration,
@@ -370,6 +435,8 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
             f"{row['env_steps']:>10,} samples  {row['train_wall_s']:7.0f} s  survival {row['eval/survival']:.2f}  "
             f"enc sim {fmt('eval/enc_similarity', '+.3f')} (shuffled {fmt('eval/enc_similarity_shuffled', '+.3f')})  "
             f"pose err {row['eval/pose_error']:.2f}  clips {row['eval/clips_covered']:.0f}"
+            + (f"  judge acc {row['judge/accuracy']:.2f} (chance {row['judge/chance']:.2f}) "
+               f"r2 {row['judge/r2']:+.2f}" if "judge/accuracy" in row else "")
             + (f"  disc rew {row['train/reward_disc']:.3f}  acc demo/agent {row['train/disc_demo_accuracy']:.2f}/"
                f"{row['train/disc_agent_accuracy']:.2f}  div loss {fmt('train/diversity_loss', '.4f')}" if window else ""),
             highlight=False)
@@ -413,7 +480,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     if "start" in pending:  # resumed with nothing left to train: the starting state's row
         evaluation(segment["start_iteration"], pending.pop("start"))
     if protocol.video and last["qpos"] is None:  # resumed with nothing left to train: the video of the state as saved
-        _, last["qpos"] = evaluate_state(last["state"])
+        _, last["qpos"], _ = evaluate_state(last["state"])
     done = last["iteration"]
     out_result = result()
     (out / "learn.json").write_text(json.dumps(out_result, indent=2))
@@ -429,6 +496,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
 NEXT_STEPS = (
     "python -m ase_jax.play --checkpoint={workdir} --grid=4 --video={workdir}/grid4.mp4   # four random skills",
     "python -m ase_jax.evaluate diversity --checkpoint={workdir}                        # clips the skills cover",
+    "python -m ase_jax.evaluate judge --checkpoint={workdir}                            # skills told apart",
 )
 
 
@@ -543,6 +611,8 @@ PANELS = [
     ("skills told apart: e(o).z for own z minus shuffled z", ["eval/enc_similarity_gap"]),
     ("survival under random z (share of 5 s)", ["eval/survival"]),
     ("pose error to nearest demo transition", ["eval/pose_error"]),
+    ("judge: fresh decoder's accuracy -, chance --", ["judge/accuracy", "judge/chance"]),
+    ("judge: held-out R2 -, cosine --", ["judge/r2", "judge/cosine"]),
 ]
 
 
@@ -552,7 +622,7 @@ def plot_curves(results: list[dict], path: Path, labels: list[str] | None = None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 4, figsize=(17, 6.5))
+    fig, axes = plt.subplots(2, 5, figsize=(21, 6.5))
     for i, result in enumerate(results):
         label = (labels[i] if labels else None) or f"ablation {result['protocol']['ablation']}"
         color = f"C{i}"
@@ -598,6 +668,10 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--eval_every", type=cli.positive_int, default=DEFAULT_EVAL_EVERY, help="iterations between evaluations")
     parser.add_argument("--eval_envs", type=cli.positive_int, default=32, help="characters per evaluation")
     parser.add_argument("--eval_seconds", type=cli.positive_float, default=5.0, help="seconds per evaluation rollout")
+    parser.add_argument("--judge_latents", type=int, default=Protocol.judge_latents,
+                        help=f"the skill judge's latents (default {Protocol.judge_latents}; 0: no judge)")
+    parser.add_argument("--judge_episodes", type=int, default=Protocol.judge_episodes,
+                        help=f"the skill judge's episodes per latent (default {Protocol.judge_episodes})")
     parser.add_argument("--video", type=cli.boolean, default=True, help="write grid.mp4 at the end (default true)")
     parser.add_argument("--diagnose", action="store_true",
                         help="only print how much the initial actor's actions depend on z and how the diversity "
@@ -636,7 +710,10 @@ def main(argv=None) -> int:
         config = config_from_args([f"--config={args.config}", *overrides, *rest], command="pretrain")
         protocol = Protocol(samples=args.samples, eval_every=args.eval_every, eval_envs=args.eval_envs,
                             eval_seconds=args.eval_seconds, minutes=args.minutes, video=args.video,
-                            ablation=args.ablation, config=args.config)
+                            ablation=args.ablation, config=args.config, judge_latents=args.judge_latents,
+                            judge_episodes=args.judge_episodes)
+        if args.judge_latents != 0:
+            check_sizes(args.judge_latents, args.judge_episodes, "--judge_latents", "--judge_episodes")
         run(config, protocol, Path(args.out), console,
             command="python -m ase_jax.bench learn " + " ".join(argv))
     except AseInputError as e:

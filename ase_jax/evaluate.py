@@ -1,4 +1,4 @@
-"""Measuring skills: `python -m ase_jax.evaluate diversity|compare ...`.
+"""Measuring skills: `python -m ase_jax.evaluate diversity|judge|perturb|compare ...`.
 
     diversity --checkpoint=RUN [--motions=DATASET] [--num_latents=64] [--seconds=10] [--out=DIR]
         Rolls out the low-level policy under many random latents (one per character, held for the
@@ -7,6 +7,15 @@
         discriminator normaliser). Prints JSON: the share of transitions per clip (top 50), the
         number of clips covered and the entropy of that distribution; saves a bar plot (PNG).
         The paper's diversity ablation (Peng et al. 2022, section 8).
+    judge --checkpoint=RUN [--num_latents=16] [--episodes=4] [--seconds=6] [--close=1] [--out=DIR]
+        The skill judge (ase_jax.inference.skill_judge), independent of everything the run
+        optimised: N latents, K episodes each from the standing pose (all but the first of each
+        latent entering it after up to a second under another latent), a fresh ridge decoder from
+        motion features (per second: mean and std of the discriminator's frame) to the latent,
+        fitted on half of each latent's episodes and scored on the other half: held-out R^2,
+        cosine, and nearest-latent accuracy against chance 1/N. Per latent, what a user sees: root
+        speed, turning rate, falls, and the nearest clip where the pose is close to the data.
+        Prints a table and writes judge.json (in --out, else the run folder).
     perturb --checkpoint=RUN [--impulses=0,50,100,150,200] [--num_envs=64] [--seconds=3]
             [--recover_seconds=5] [--push_at=1,2] [--video=PATH] [--out=DIR]
         Pushes characters (a pre-training run's policy under random latents, or a task run's
@@ -29,7 +38,8 @@ from pathlib import Path
 from ase_jax import cli
 from ase_jax.config import resolve_path
 from ase_jax.errors import AseInputError
-from ase_jax.inference import perturb
+from ase_jax.checkpoint import find_checkpoint
+from ase_jax.inference import perturb, skill_judge
 from ase_jax.inference.perturb import PUSH_WINDOW
 from ase_jax.inference.skill_metrics import agent_transitions, demo_transitions, nearest_clip_histogram, summarize
 from ase_jax.motions.dataset import load_dataset
@@ -48,6 +58,21 @@ def diversity(checkpoint, motions=None, num_latents: int = 64, seconds: float = 
     result.update({"checkpoint": str(checkpoint), "step": pretrained.step, "motions": str(dataset.path),
                    "num_latents": num_latents, "seconds": seconds})
     return result
+
+
+def print_judge(result: dict, path: Path) -> None:
+    print(f"skill judge of {result['checkpoint']} (step {result['step']}): {result['latents']} latents x "
+          f"{result['episodes']} episodes, {result['measured_seconds']:.1f} s measured each "
+          f"({result['windows']} windows), fitted on {result['train_episodes']}, scored on {result['test_episodes']}")
+    print(f"  held-out R2 {result['r2']:+.3f}  cosine {result['cosine']:+.3f}  accuracy {result['accuracy']:.3f} "
+          f"(chance {result['chance']:.3f})  ridge penalty {result['ridge_penalty']:g}")
+    print(f"  transitions close to the data (pose error < {result['close_pose_error']:g}): {result['close_share']:.2f}")
+    print(f"  {'latent':>6}  {'speed m/s':>9}  {'turn rad/s':>10}  {'fell':>5}  {'close':>5}  nearest clip where close")
+    for row in result["table"]:
+        share = "" if row["nearest_clip_share"] is None else f" ({row['nearest_clip_share']:.2f})"
+        print(f"  {row['latent']:>6}  {row['speed_m_s']:>9.2f}  {row['turn_rad_s']:>+10.2f}  {row['fell']:>5.2f}  "
+              f"{row['close_share']:>5.2f}  {row['nearest_clip']}{share}")
+    print(f"wrote {path}")
 
 
 def plot_histogram(result: dict, path: Path) -> None:
@@ -103,20 +128,36 @@ def compare(runs: list[str], out: Path) -> dict:
     return summary
 
 
+def run_and_motions(parser: cli.Parser, motions_help: str) -> None:
+    """--checkpoint (a pre-training run) and --motions, of the subcommands that roll out skills."""
+    parser.add_argument("--checkpoint", required=True, metavar="RUN", help="a pre-training run folder or one of its "
+                        "checkpoints")
+    parser.add_argument("--motions", default=None, metavar="DATASET", help=motions_help)
+
+
 def build_parser() -> cli.Parser:
     parser = cli.Parser(prog="python -m ase_jax.evaluate", description=__doc__)
     sub = cli.subcommands(parser)
     div = cli.add_subcommand(sub, "diversity", "share of transitions per motion clip under random latents "
                              "(writes diversity.json and diversity.png)")
-    div.add_argument("--checkpoint", required=True, metavar="RUN", help="a pre-training run folder or one of its "
-                     "checkpoints")
-    div.add_argument("--motions", default=None, metavar="DATASET",
-                     help="motion clip or dataset to attribute transitions to (default: the run's)")
+    run_and_motions(div, "motion clip or dataset to attribute transitions to (default: the run's)")
     div.add_argument("--num_latents", type=cli.positive_int, default=64,
                      help="random latents, one character each (default 64)")
     div.add_argument("--seconds", type=cli.positive_float, default=10.0, help="episode length (default 10)")
     div.add_argument("--seed", type=int, default=0, help="seed of the latents and initial states (default 0)")
     div.add_argument("--out", default=None, metavar="DIR", help="where to write the results (default: --checkpoint)")
+    jud = cli.add_subcommand(sub, "judge", "can a fresh decoder tell the latents apart from the motion, on held-out "
+                             "episodes; speed, turning and nearest clip per latent (writes judge.json)")
+    run_and_motions(jud, "motion clip or dataset for the pose error and nearest clips (default: the run's)")
+    jud.add_argument("--num_latents", type=cli.positive_int, default=16, help="latents judged (default 16)")
+    jud.add_argument("--episodes", type=cli.positive_int, default=4, help="episodes per latent, half fitted on and "
+                     "half scored (default 4)")
+    jud.add_argument("--seconds", type=cli.positive_float, default=6.0,
+                     help="episode length, the lead-in (up to 1 s) included (default 6)")
+    jud.add_argument("--close", type=cli.positive_float, default=skill_judge.CLOSE_POSE_ERROR,
+                     help="pose error below which a transition's nearest clip is named (data std units, default 1)")
+    jud.add_argument("--seed", type=int, default=0, help="seed of the latents, lead-ins and starts (default 0)")
+    jud.add_argument("--out", default=None, metavar="DIR", help="where to write judge.json (default: the run folder)")
     per = cli.add_subcommand(sub, "perturb", "who stays up, falls, or gets up again after a push, per impulse "
                              "(writes perturb.json and perturb.png)")
     per.add_argument("--checkpoint", required=True, metavar="RUN", help="a pre-training or task run folder, or one of "
@@ -149,6 +190,14 @@ def _run(args) -> int:
         (out / "diversity.json").write_text(json.dumps(result, indent=2))
         plot_histogram(result, out / "diversity.png")
         print(json.dumps(result))
+    elif args.command == "judge":
+        skill_judge.check_sizes(args.num_latents, args.episodes)
+        out = Path(args.out) if args.out else find_checkpoint(args.checkpoint)[0]
+        result = skill_judge.judge_checkpoint(args.checkpoint, args.motions, args.num_latents, args.episodes,
+                                              args.seconds, args.seed, close=args.close)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "judge.json").write_text(json.dumps(result, indent=2))
+        print_judge(result, out / "judge.json")
     elif args.command == "perturb":
         if len(args.push_at) != 2:
             raise AseInputError(f"--push_at: expected START,END seconds, got {len(args.push_at)} numbers")

@@ -16,7 +16,7 @@ from ase_jax.pretrain import CPU_CONFIG, default_config_name
 from conftest import REPO_ROOT, TEST_CACHE_DIR
 
 TINY_FLAGS = ["--config=tiny", "--samples=64", "--eval_every=1", "--eval_envs=4", "--eval_seconds=0.5",
-              "--video=false"]
+              "--judge_latents=2", "--judge_episodes=2", "--video=false"]
 
 
 # --- the summary of a curve --------------------------------------------------------------------
@@ -95,6 +95,9 @@ def test_protocol_writes_every_curve_and_its_summary(tiny_learn):
         assert 1 <= row["eval/clips_covered"] <= 7
         assert row["eval/pose_error"] > 0
     assert "train/reward_disc" not in lines[0]  # before training there are no training metrics
+    for row in lines:  # the skill judge: 2 latents, 1 held-out episode each
+        assert row["judge/chance"] == 0.5 and row["judge/accuracy"] in (0.0, 0.5, 1.0) and row["judge/r2"] <= 1.0
+    assert result["judge"]["iteration"] == 2 and len(result["judge"]["table"]) == 2
     assert set(result["summary"]) >= {"eval/survival", "train/diversity_loss", "eval/enc_similarity"}
     assert (out / "curves.png").stat().st_size > 10_000
 
@@ -118,8 +121,26 @@ def test_an_ablation_turns_off_exactly_its_terms(ablation, off, monkeypatch, tmp
     assert changed == off and all(getattr(seen["ase"], k) == 0.0 for k in off) and seen["ablation"] == ablation
 
 
+@pytest.mark.timeout(1200)
+def test_the_control_runs_with_the_judge_and_no_skill_terms(tmp_path):
+    """`--ablation=control` (no encoder reward, no diversity term, the encoder still trained): its
+    rows carry the judge's figures like any run's, and its saved config has the two terms off."""
+    from ase_jax.checkpoint import read_saved_config
+
+    assert bench_learn.main([*TINY_FLAGS, "--samples=32", "--ablation=control", f"--out={tmp_path}"]) == 0
+    result = json.loads((tmp_path / "learn.json").read_text())
+    assert result["protocol"]["ablation"] == "control" and [r["env_steps"] for r in result["rows"]] == [0, 32]
+    for row in result["rows"]:
+        assert {f"judge/{k}" for k in bench_learn.JUDGE_KEYS} <= set(row) and np.isfinite(row["judge/r2"])
+    for saved in (result["config"], read_saved_config(tmp_path)):
+        assert saved["ase"]["enc_reward_w"] == 0.0 and saved["ase"]["diversity_coef"] == 0.0
+        assert saved["ase"]["enc_coef"] > 0  # the encoder is still trained
+
+
 @pytest.mark.parametrize("flags, words", [
     (["--ablation=no_skills"], "ablation"),
+    (["--judge_latents=1"], "--judge_latents"),
+    (["--judge_episodes=1"], "--judge_episodes"),
     (["--samples=0"], "--samples"),
     (["--eval_seconds=-1"], "--eval_seconds"),
     (["--num_envs=abc"], "num_envs"),

@@ -1,9 +1,12 @@
 """The skill metrics of rollouts: discriminator transitions of the motion data and of characters
 under random latents, and the histogram of the clips nearest to them (the nearest-clip diversity
-metric of `python -m ase_jax.evaluate diversity`, also used by `bench learn`'s evaluation)."""
+metric of `python -m ase_jax.evaluate diversity`, also used by `bench learn`'s evaluation); the
+pose error of a transition to the data in the data's own units (`PoseReference`, used by `bench
+learn`'s evaluation and the skill judge)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -20,6 +23,43 @@ def squared_distances(features: jax.Array, demo: jax.Array, demo_sq: jax.Array) 
     """|f - d|^2 of every feature row against every demo row, (..., D), via the expansion
     |f|^2 - 2 f.d + |d|^2 (`demo_sq` = |d|^2 per demo row, computed once by the caller)."""
     return jnp.sum(features**2, axis=-1, keepdims=True) - 2 * features @ demo.T + demo_sq
+
+
+# Features the data barely moves (a joint one clip set never bends) would blow up in their own std's
+# units: below this floor (rad, m, rad/s, m/s) a feature counts in its plain units.
+POSE_STD_FLOOR = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class PoseReference:
+    """Every demo transition (two consecutive discriminator frames, newest first) standardised with
+    the data's own mean and std per feature (floored at POSE_STD_FLOOR), and its clip index:
+    independent of anything a run learns or normalises."""
+
+    mean: jax.Array
+    std: jax.Array
+    demo: jax.Array  # (M, 2F) standardised
+    demo_sq: jax.Array  # (M,) |demo|^2
+    clip: jax.Array  # (M,) clip index of each
+
+    @classmethod
+    def of(cls, env, dataset) -> "PoseReference":
+        demo, clip = (np.asarray(x) for x in demo_transition_frames(env, dataset))
+        mean, std = demo.mean(0), np.maximum(demo.std(0), POSE_STD_FLOOR)
+        demo_n = (demo - mean) / std
+        return cls(*(jnp.asarray(x) for x in (mean, std, demo_n, np.sum(demo_n**2, axis=-1), clip)))
+
+    def match(self, pairs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(pose error, clip of the nearest demo transition) of raw transitions `pairs` (T, E, 2F),
+        one time step at a time (memory E x M, not T x E x M). The pose error is the distance to the
+        nearest demo transition, RMS over features in the data's std units: lower is closer."""
+
+        def one(x):
+            d2 = squared_distances((x - self.mean) / self.std, self.demo, self.demo_sq)
+            return (jnp.sqrt(jnp.maximum(jnp.min(d2, axis=-1), 0.0) / x.shape[-1]),
+                    self.clip[jnp.argmin(d2, axis=-1)])
+
+        return jax.lax.map(one, pairs)
 
 
 def nearest_clip_histogram(agent: jax.Array, demo: jax.Array, demo_clip: jax.Array, num_clips: int,

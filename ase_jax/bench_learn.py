@@ -34,9 +34,9 @@ measures:
 The enc similarity is the run's own encoder grading motions the policy was trained to make it
 decode. The skill judge is independent of everything the run optimised (ase_jax.inference.skill_judge
 has the full definition): beside those characters, in the same batch, `judge_latents` latents (the
-same every time) are held by `judge_episodes` characters each, from the standing pose with
-deterministic actions; all but the first of each latent's episodes hold another random latent for
-up to a second first, so that its episodes differ. On the span after that, per second of motion,
+same every time) are held by `judge_episodes` characters each, from the standing pose, acting with
+the policy's own action noise (the same draws every time: deterministic actions would make a
+latent's episodes copies of each other). After the first second, per second of motion,
 the mean and std of each feature of the discriminator's frame (root height, rotation and velocities
 in the heading frame, joints, key bodies) are the features; a fresh ridge decoder from them to the
 latent is fitted on half of each latent's episodes and scored on the other half:
@@ -194,8 +194,8 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
     if nets.latent_dim > 0 and protocol.judge_latents > 0:
         k_plan, k_judge = jax.random.split(jax.random.fold_in(key, 1))
         plan = skill_judge.plan_episodes(k_plan, protocol.judge_latents, protocol.judge_episodes, nets.latent_dim,
-                                         steps, env.control_dt)
-        z = jnp.concatenate([jnp.broadcast_to(z[:, None], (n, steps, z.shape[-1])), jnp.asarray(plan.schedule)])
+                                         steps, env.control_dt, skill_judge.action_noise_std(config))
+        z = jnp.concatenate([z, jnp.asarray(plan.episode_latents)])
 
     def start():  # the evaluation's characters, then the judge's (reset apart: the former's as before)
         states = reset_batch(eval_env, k_reset, n)
@@ -208,8 +208,10 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
     def evaluate(params, obs_norm, amp_norm):
         def policy(carry, state, t):  # deterministic actions; extras: how much they change with z
             obs = ppo.normalize(state.obs, obs_norm, clip)
-            mu = jnp.clip(nets.actor_apply(params["actor"], obs, z if z.ndim == 2 else z[:, t]), -1.0, 1.0)
+            mu = jnp.clip(nets.actor_apply(params["actor"], obs, z), -1.0, 1.0)
             mu_other = jnp.clip(nets.actor_apply(params["actor"], obs[:n], z_other), -1.0, 1.0)
+            if plan is not None:  # the judge's characters act with the policy's noise (skill_judge.judge_policy)
+                mu = mu.at[n:].add(plan.noise(t, mu[n:].shape))
             return carry, mu, jnp.sqrt(jnp.mean(jnp.square(mu[:n] - mu_other), axis=-1))
 
         def record(s, z_gap):
@@ -232,8 +234,7 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
             "eval/clips_covered": jnp.sum(counts >= 0.01 * jnp.sum(counts)).astype(jnp.float32),
         }
         if nets.latent_dim > 0:  # plain AMP (latent_dim 0) has no latent and no encoder: these are n/a
-            z_own = z if z.ndim == 2 else z[:n, 0]
-            metrics.update({"eval/enc_similarity": mean(jnp.sum(enc * z_own, -1)),
+            metrics.update({"eval/enc_similarity": mean(jnp.sum(enc * z[:n], -1)),
                             "eval/enc_similarity_shuffled": mean(jnp.sum(enc * z_other, -1)),
                             "eval/z_sensitivity": mean(z_gap)})
         records = None if plan is None else skill_judge.episode_records(judge_pairs, done_all[:, n:], judge_root,

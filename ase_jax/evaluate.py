@@ -9,8 +9,8 @@
         The paper's diversity ablation (Peng et al. 2022, section 8).
     judge --checkpoint=RUN [--num_latents=16] [--episodes=4] [--seconds=6] [--close=1] [--out=DIR]
         The skill judge (ase_jax.inference.skill_judge), independent of everything the run
-        optimised: N latents, K episodes each from the standing pose (all but the first of each
-        latent entering it after up to a second under another latent), a fresh ridge decoder from
+        optimised: N latents, K episodes each from the standing pose under the policy's own action
+        noise (fixed draws; deterministic episodes would be copies), a fresh ridge decoder from
         motion features (per second: mean and std of the discriminator's frame) to the latent,
         fitted on half of each latent's episodes and scored on the other half: held-out R^2,
         cosine, and nearest-latent accuracy against chance 1/N. Per latent, what a user sees: root
@@ -153,10 +153,10 @@ def build_parser() -> cli.Parser:
     jud.add_argument("--episodes", type=cli.positive_int, default=4, help="episodes per latent, half fitted on and "
                      "half scored (default 4)")
     jud.add_argument("--seconds", type=cli.positive_float, default=6.0,
-                     help="episode length, the lead-in (up to 1 s) included (default 6)")
+                     help="episode length; the first second is not measured (default 6)")
     jud.add_argument("--close", type=cli.positive_float, default=skill_judge.CLOSE_POSE_ERROR,
                      help="pose error below which a transition's nearest clip is named (data std units, default 1)")
-    jud.add_argument("--seed", type=int, default=0, help="seed of the latents, lead-ins and starts (default 0)")
+    jud.add_argument("--seed", type=int, default=0, help="seed of the latents, action noise and starts (default 0)")
     jud.add_argument("--out", default=None, metavar="DIR", help="where to write judge.json (default: the run folder)")
     per = cli.add_subcommand(sub, "perturb", "who stays up, falls, or gets up again after a push, per impulse "
                              "(writes perturb.json and perturb.png)")

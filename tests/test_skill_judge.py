@@ -66,7 +66,6 @@ def test_the_split_keeps_every_latent_in_both_halves():
         mine = latent_index == i
         assert train[mine].sum() == 2 and (~train[mine]).sum() == 2
         assert sorted(fold[mine & train]) == [0, 1]  # each cross-validation fold sees every latent too
-    assert train[episode_index == 0].all()  # the episode without a lead-in is fitted on
     odd_train, _ = split_episodes(_episodes(3, 3)[1])
     assert odd_train.sum() == 6  # 3 episodes: 2 fitted on, 1 scored per latent
 
@@ -123,7 +122,7 @@ def test_speed_and_turning_of_a_root_on_a_circle():
 def test_the_nearest_clip_is_named_only_where_the_pose_is_close():
     """Two latents, 2 episodes each, 4 measured transitions per episode: latent 0 is close half of
     the time, mostly to clip b; latent 1 is never close, so no clip is named for it."""
-    plan = plan_episodes(jax.random.PRNGKey(0), 2, 2, 3, steps=20, dt=0.1)
+    plan = plan_episodes(jax.random.PRNGKey(0), 2, 2, 3, steps=20, dt=0.1, noise_std=0.05)
     distance = np.array([[0.5, 2.0, 3.0, 3.0], [0.2, 2.0, 3.0, 3.0], [0.9, 0.4, 1.5, 1.2], [2.0, 2.0, 1.1, 1.3]])
     clip = np.array([[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
     root = np.zeros((4, 4, 7))
@@ -141,21 +140,33 @@ def test_the_nearest_clip_is_named_only_where_the_pose_is_close():
 # --- the rollout's plan ----------------------------------------------------------------------------
 
 
-def test_the_plan_gives_each_latent_episodes_that_enter_it_differently():
-    plan = plan_episodes(jax.random.PRNGKey(3), 4, 3, 8, steps=180, dt=1 / 30)
+def test_the_plan_and_its_noise_are_fixed_by_the_seed():
+    plan = plan_episodes(jax.random.PRNGKey(3), 4, 3, 8, steps=180, dt=1 / 30, noise_std=0.05)
     assert plan.measure_from == 30 and plan.window == 30 and plan.num_windows == 5
-    assert plan.schedule.shape == (12, 180, 8) and np.allclose(np.linalg.norm(plan.latents, axis=-1), 1.0)
-    for e in range(12):
-        own = plan.latents[plan.latent_index[e]]
-        lead = plan.lead[e]
-        assert (lead == 0) == (plan.episode_index[e] == 0) and lead <= plan.measure_from
-        assert np.allclose(plan.schedule[e, lead:], own)  # the judged latent from its lead-in on ...
-        assert all(not np.allclose(z, own) for z in plan.schedule[e, :lead])  # ... another one before
-    # the same seed, the same plan; a short episode keeps a lead-in of a fifth of it and one window
-    again = plan_episodes(jax.random.PRNGKey(3), 4, 3, 8, steps=180, dt=1 / 30)
-    assert np.array_equal(again.schedule, plan.schedule)
-    short = plan_episodes(jax.random.PRNGKey(3), 2, 2, 8, steps=15, dt=1 / 30)
+    assert plan.episode_latents.shape == (12, 8) and np.allclose(np.linalg.norm(plan.latents, axis=-1), 1.0)
+    assert list(plan.latent_index) == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3] and list(plan.episode_index[:3]) == [0, 1, 2]
+    again = plan_episodes(jax.random.PRNGKey(3), 4, 3, 8, steps=180, dt=1 / 30, noise_std=0.05)
+    assert np.array_equal(again.latents, plan.latents)
+    np.testing.assert_array_equal(again.noise(7, (12, 5)), plan.noise(7, (12, 5)))
+    # a short episode settles for a fifth of it and has one window
+    short = plan_episodes(jax.random.PRNGKey(3), 2, 2, 8, steps=15, dt=1 / 30, noise_std=0.05)
     assert (short.measure_from, short.window, short.num_windows) == (3, 12, 1)
+
+
+def test_the_judges_characters_act_with_the_policys_noise():
+    """Around the action function's output, the noise has the plan's std, and differs between
+    steps and between the episodes of one latent (so that they are not copies of each other)."""
+    from types import SimpleNamespace
+
+    plan = plan_episodes(jax.random.PRNGKey(0), 2, 50, 4, steps=60, dt=1 / 30, noise_std=0.05)
+    policy = skill_judge.judge_policy(lambda obs, z: obs[:, :6] * 0 + z.sum(-1, keepdims=True), plan)
+    state = SimpleNamespace(obs=np.zeros((100, 10), np.float32))
+    (_, a0, z), (_, a1, _) = policy((), state, 0), policy((), state, 1)
+    np.testing.assert_array_equal(z, plan.episode_latents)
+    noise0 = np.asarray(a0) - plan.episode_latents.sum(-1, keepdims=True)
+    assert noise0.shape == (100, 6) and abs(noise0.std() / 0.05 - 1) < 0.1 and abs(noise0.mean()) < 0.01
+    assert not np.allclose(a0, a1) and not np.allclose(a0[0], a0[1])  # other steps, other episodes: other draws
+    np.testing.assert_array_equal(policy((), state, 0)[1], a0)  # the same step: the same draw
 
 
 @pytest.mark.parametrize("latents, episodes, words", [(1, 4, "--num_latents=1"), (4, 1, "--episodes=1")])
@@ -163,7 +174,7 @@ def test_too_few_latents_or_episodes_are_refused(latents, episodes, words):
     from ase_jax.errors import AseInputError
 
     with pytest.raises(AseInputError, match=words):
-        plan_episodes(jax.random.PRNGKey(0), latents, episodes, 4, steps=60, dt=1 / 30)
+        plan_episodes(jax.random.PRNGKey(0), latents, episodes, 4, steps=60, dt=1 / 30, noise_std=0.05)
 
 
 # --- the command on a tiny run ---------------------------------------------------------------------

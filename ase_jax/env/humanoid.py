@@ -143,8 +143,7 @@ class HumanoidEnv:
                                 "number of envs (num_envs)")
         # MuJoCo Warp's guess for one world is what make_data allocates for a batch of one
         per_env = self.config.warp_contacts_per_env or mjx.make_data(model, impl="warp")._impl.naconmax
-        self.warp_contact_slots = per_env * num_envs
-        return mjx.make_data(model, device=self._device, impl="warp", naconmax=self.warp_contact_slots,
+        return mjx.make_data(model, device=self._device, impl="warp", naconmax=per_env * num_envs,
                              njmax=self.config.warp_constraints_per_env or None)
 
     @staticmethod

@@ -13,7 +13,8 @@ The state that `reset` and `step` return is any pytree with at least these field
     terminated    1.0 when it ended by failure: the value is not bootstrapped
     reward        the task reward of the last step (0.0 without a task)
     metrics       {"episode_length": steps of an episode that ended at this step, else 0.0,
-                   "nonfinite": 1.0 when the step produced non-finite numbers and was reset}
+                   "nonfinite": 1.0 when the step produced non-finite numbers and was reset,
+                   optionally "contact_overflow": 1.0 when the simulator dropped contacts (MJX's Warp back end)}
 
 An ended episode resets inside `step` (the next state's `obs` starts the new episode), so that a
 rollout is one `lax.scan` with no host logic.

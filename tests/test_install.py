@@ -37,14 +37,19 @@ def _cloned_files(dest: Path) -> Path:
 
 def _outside_paths() -> list[str]:
     """This interpreter's package folders that a venv made with --system-site-packages would not see
-    (those of this virtual environment, PYTHONPATH's), less anything inside the checkout (the tests
-    folder, PYTHONPATH=checkout). The base interpreter's own folders it sees already."""
+    (those of this virtual environment, PYTHONPATH's), less the checkout's own source folders (the
+    tests folder, PYTHONPATH=checkout). A virtual environment inside the checkout (CI's .ci-venv) is
+    kept: its site-packages holds jax. The base interpreter's own folders the venv sees already."""
     base = Path(sys.base_prefix).resolve()
     keep = []
     for entry in sys.path:
         path = Path(entry or ".").resolve()
-        if path.is_dir() and not any(root == path or root in path.parents for root in (base, REPO_ROOT)):
-            keep.append(str(path))
+        if not path.is_dir() or path == base or base in path.parents:
+            continue
+        in_checkout = path == REPO_ROOT or REPO_ROOT in path.parents
+        if in_checkout and path.name not in ("site-packages", "dist-packages"):
+            continue
+        keep.append(str(path))
     return keep
 
 

@@ -89,6 +89,27 @@ def _wait_for(proc, condition, what: str, seconds: float = 900.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.timeout(600)
+def test_a_resume_cuts_back_the_rows_logged_after_its_checkpoint(tmp_path):
+    """A run that logged iterations 11 and 12 but died before their checkpoint (its last one is 10):
+    the resumed run moves those two rows aside, then logs 11, 12, ... once."""
+    train(_config(tmp_path, total_steps=12 * PER_ITERATION, checkpoint_every=10), console=Console(file=io.StringIO()))
+    shutil.rmtree(tmp_path / "checkpoints" / "12")  # the final checkpoint, as if killed before it was written
+    assert _checkpoints(tmp_path) == [10] and _logged_iterations(tmp_path) == list(range(1, 13))
+
+    console = Console(file=io.StringIO(), width=400)
+    train(_config(tmp_path, total_steps=14 * PER_ITERATION, checkpoint_every=10), console=console)
+    out = console.file.getvalue()
+    assert "(iteration 10)" in out and "moved the 2 row(s) logged after iteration 10" in out, out
+    assert _logged_iterations(tmp_path) == list(range(1, 15))
+    discarded = [json.loads(line)["env_steps"] // PER_ITERATION
+                 for line in (tmp_path / "metrics.jsonl.discarded-1").read_text().splitlines()]
+    assert discarded == [11, 12]
+
+
+# Heavy (two cold starts of the command, 3-4 minutes on CI): the same as the two tests above, through
+# the command line with a real kill -9 and SIGTERM.
+@pytest.mark.heavy
 @pytest.mark.timeout(2000)
 def test_kill_between_checkpoints_then_resume_then_sigterm(tmp_path):
     """kill -9 after checkpoint 10 but before 20: metrics.jsonl holds iterations past 10. The

@@ -20,6 +20,9 @@ def run(out, *options, timeout=1500):
                           timeout=timeout, cwd=REPO_ROOT)
 
 
+# Heavy: about 10 minutes with an empty compilation cache on CI's 2 cores (bench all compiles six
+# programs, the bfloat16 stage the training step once more); run it before a lease.
+@pytest.mark.heavy
 @pytest.mark.timeout(1600)
 def test_dry_run_measures_the_split_and_bfloat16(tmp_path):
     proc = run(tmp_path, "--stages=split,bf16,warp", "--dry-run")

@@ -156,8 +156,9 @@ if [ "$DRY" = 1 ]; then
   PY=${PYTHON:-python}
   MOTIONS=motions/bundled/dataset.yaml
   BENCH=(--sizes=4 --steps=5 --iterations=1 --tiny_compile=false --config=tiny)
-  LEARN=(--config=tiny --eval_every=1 --eval_envs=4 --eval_seconds=0.5 --minutes=8
-         --samples="${EVIDENCE_SAMPLES:-128}")
+  # The judge at the test suite's sizes, so that the tests' compiled programs are reused.
+  LEARN=(--config=tiny --eval_every=1 --eval_envs=4 --eval_seconds=0.5 --judge_latents=2 --judge_episodes=2
+         --minutes=8 --samples="${EVIDENCE_SAMPLES:-128}")
   PLAY=(--seconds=0.5 --width=64 --height=48)
   DIVERSITY=(--num_latents=2 --seconds=0.5)
   LIMITS=(600 600 300 300)

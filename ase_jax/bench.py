@@ -55,13 +55,10 @@ import numpy as np
 from ase_jax.mjx_import import mjx
 
 from ase_jax import cli
-from ase_jax.character import load_character
-from ase_jax.config import config_from_args, load_config, resolve_path
-from ase_jax.env import HumanoidEnv
+from ase_jax.config import config_from_args, load_config
 from ase_jax.env.interface import vmap_envs
+from ase_jax.env_factory import make_env
 from ase_jax.errors import AseInputError
-from ase_jax.motions.dataset import load_dataset
-from ase_jax.motions.library import build_motion_lib
 from ase_jax.profiling import peak_memory
 
 
@@ -77,18 +74,10 @@ def _timed_run(compiled, *args):
     return out, time.perf_counter() - start
 
 
-def make_env(config) -> HumanoidEnv:
-    character = load_character(config.env.character)
-    lib = None
-    if config.env.state_init != "default":
-        lib = build_motion_lib(load_dataset(resolve_path(config.env.motions), character), character)
-    return HumanoidEnv(config.env, character, lib, seed=config.run.seed, num_envs=config.ppo.num_envs)
-
-
 def bench_env(config, steps: int, cached_compile: bool = False) -> dict:
     """Env vs bare physics; with `cached_compile`, the env program is compiled a second time after
     dropping jax's in-memory caches, i.e. from the persistent cache when one is enabled."""
-    env = make_env(config)
+    env = make_env(config, "benchmark")
     n = config.ppo.num_envs
     keys = jax.random.split(jax.random.PRNGKey(config.run.seed), n)
     actions = jax.random.uniform(jax.random.PRNGKey(1), (steps, n, env.action_size), minval=-0.5, maxval=0.5)
@@ -131,7 +120,7 @@ def bench_env(config, steps: int, cached_compile: bool = False) -> dict:
 def bench_train(config, iterations: int, profile_dir: str | None = None, rollout_share: bool = True) -> dict:
     from ase_jax.agents.ase.train import make_train_fns
 
-    env = make_env(config)
+    env = make_env(config, "benchmark")
     fns = make_train_fns(config, env)
     state = fns.init(jax.random.PRNGKey(config.run.seed))
     jax.block_until_ready(state)
@@ -180,7 +169,8 @@ def bench_mujoco_rollout(config, num_envs: int, steps: int) -> dict:
     import mujoco
     from mujoco import rollout
 
-    env_model = make_env(config.replace(state_init="default")).mj_model
+    env = make_env(config, "inspect")
+    env_model = env.mj_model
     threads = os.cpu_count() or 1
     datas = [mujoco.MjData(env_model) for _ in range(threads)]
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
@@ -188,7 +178,7 @@ def bench_mujoco_rollout(config, num_envs: int, steps: int) -> dict:
     mujoco.mj_getState(env_model, datas[0], state0, spec)
     physics = steps * config.env.physics_steps_per_control_step
     rng = np.random.default_rng(0)
-    character = load_character(config.env.character)
+    character = env.character
     ctrl = character.pd_offset + character.pd_scale * rng.uniform(-0.5, 0.5, (num_envs, steps, env_model.nu))
     ctrl = np.repeat(ctrl, config.env.physics_steps_per_control_step, axis=1)
     start = time.perf_counter()

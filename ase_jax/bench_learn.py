@@ -169,18 +169,13 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
     --judge_latents=0). The evaluation's characters and the judge's run in one batch (one
     `unroll`, one compile): the evaluation's each hold one latent for one episode, which cannot be
     split into halves, so the judge has its own N x K episodes beside them."""
-    from ase_jax.env import HumanoidEnv
+    from ase_jax.env_factory import make_env
     from ase_jax.inference import skill_judge
     from ase_jax.inference.rollout import reset_batch, unroll
     from ase_jax.inference.skill_metrics import PoseReference
 
     n, steps = protocol.eval_envs, max(2, round(protocol.eval_seconds / env.control_dt))
-    # The JAX back end whatever the run trains on: the evaluation batch joins two resets (the
-    # judge's characters), which Warp's batch-wide contact list does not allow, and is not the hot path.
-    eval_env = HumanoidEnv(dataclasses.replace(config.env, state_init="default", fall_init_prob=0.0,
-                                               recovery_episode_prob=0.0, episode_length=steps + 2,
-                                               mjx_impl="jax"),
-                           env.character, seed=config.run.seed, num_envs=n)
+    eval_env = make_env(config, "evaluate", character=env.character, num_envs=n, episode_length=steps + 2)
     key = jax.random.PRNGKey(config.run.seed + 12345)
     k_z, k_reset = jax.random.split(key)
     z = ase_networks.sample_latents(k_z, (n,), config.ase.latent_dim)

@@ -18,12 +18,10 @@ from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
 from ase_jax.config import Config, resolve_path, to_dict
-from ase_jax.env import HumanoidEnv
+from ase_jax.env_factory import make_env, purpose_config
 from ase_jax.errors import AseInputError
 from ase_jax.inference.pretrained import load_pretrained
 from ase_jax.motions.dataset import load_dataset
-from ase_jax.motions.library import build_motion_lib
-from ase_jax.tasks import task_env
 
 
 def accelerator_installed() -> bool:
@@ -57,9 +55,7 @@ def build_pretrain(config: Config):
     """(env, dataset) of a pre-training config: the character, its motion data and the env."""
     character = load_character(config.env.character)
     dataset = load_dataset(resolve_path(config.env.motions), character)
-    env = HumanoidEnv(config.env, character, build_motion_lib(dataset, character), seed=config.run.seed,
-                      num_envs=config.ppo.num_envs)
-    return env, dataset
+    return make_env(config, "train", character=character, dataset=dataset), dataset
 
 
 # Compiled training functions of the last few (config, motion data) pairs. Repeated runs in one
@@ -98,7 +94,7 @@ def load_llc(config: Config) -> Pretrained:
     if not config.task.llc:
         raise AseInputError("task training needs --llc=RUN_FOLDER (a python -m ase_jax.pretrain run), or --scratch")
     try:
-        llc = load_pretrained(config.task.llc, build_env=False)  # it drives the task's env
+        llc = load_pretrained(config.task.llc, purpose=None)  # it drives the task's env
     except AseInputError as e:
         raise AseInputError(f"--llc={config.task.llc}: {e}") from None
     if llc.config.ase.latent_dim == 0:
@@ -115,5 +111,5 @@ def load_llc(config: Config) -> Pretrained:
 def build_task(config: Config):
     """(config with the task's own overrides, env, frozen LLC or None for --scratch)."""
     llc = None if config.task.scratch else load_llc(config)
-    config, env = task_env(config, load_character(config.env.character))  # the LLC's: checked above
-    return config, env, llc
+    config = purpose_config(config, "train")  # with the task's own settings
+    return config, make_env(config, "train"), llc  # the character is the LLC's: checked above

@@ -33,7 +33,7 @@ from rich.console import Console  # noqa: E402
 from ase_jax import cli  # noqa: E402
 from ase_jax.errors import AseInputError  # noqa: E402
 from ase_jax.inference.latents import check_latent_spec, parse_latent, slerp  # noqa: E402
-from ase_jax.inference.rollout import PLAYBACK_OVERRIDES, latent_rollout, load_for_playback, task_rollout  # noqa: E402
+from ase_jax.inference.rollout import latent_rollout, load_for_playback, task_rollout  # noqa: E402
 
 VIDEO_FPS = 30  # one frame per control step
 
@@ -43,7 +43,7 @@ def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, wi
     """Plays a task run's policy (high-level controller + frozen LLC) with the task target drawn."""
     from ase_jax.inference.task_policy import load_task_policy
 
-    policy = load_task_policy(checkpoint, **PLAYBACK_OVERRIDES)
+    policy = load_task_policy(checkpoint, purpose="play")
     if task is not None and task != policy.config.task.name:
         raise AseInputError(f"--task={task}: {checkpoint} is a run of task '{policy.config.task.name}'")
     steps = max(1, round(seconds * VIDEO_FPS))

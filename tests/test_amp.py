@@ -205,7 +205,7 @@ def test_amp_export_matches_jax_and_has_no_latent_input(tiny_amp_run, tmp_path):
     assert json.loads((tmp_path / "policy.json").read_text()) == meta
     session = ort.InferenceSession(str(tmp_path / "llc.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["obs"]
-    pretrained = load_pretrained(tiny_amp_run, build_env=False)
+    pretrained = load_pretrained(tiny_amp_run, purpose=None)
     rng = np.random.default_rng(0)
     mean, std = np.asarray(pretrained.obs_norm.mean), np.asarray(pretrained.obs_norm.std)
     obs = (mean + std * rng.normal(scale=3.0, size=(64, mean.shape[0]))).astype(np.float32)

@@ -125,5 +125,5 @@ def test_the_mujoco_player_and_evaluate_of_a_run_folder_use_the_checkpoint_befor
     assert "using checkpoint 1" in _one_line(captured.err, "warning:")
     # evaluate diversity and perturb load the run with load_pretrained (their rollouts are left out: minutes of
     # compiling on a CPU); given the checkpoint by name, they refuse it (test above)
-    assert load_pretrained(run, build_env=False).step == 1
+    assert load_pretrained(run, purpose=None).step == 1
     assert _listing(run) == before

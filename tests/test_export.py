@@ -64,7 +64,7 @@ def test_llc_onnx_matches_jax(tiny_pretrained_run, exported_pretrained):
 
     folder, meta = exported_pretrained
     assert sorted(p.name for p in folder.iterdir()) == ["llc.onnx", "policy.json"]
-    pretrained = load_pretrained(tiny_pretrained_run, build_env=False)
+    pretrained = load_pretrained(tiny_pretrained_run, purpose=None)
     obs = _observations(pretrained.obs_norm, _real_observations(folder), 200, seed=0)
     rng = np.random.default_rng(1)
     z = _unit(rng.normal(size=(len(obs), pretrained.networks.latent_dim))).astype(np.float32)

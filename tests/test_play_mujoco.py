@@ -27,7 +27,6 @@ import pytest
 
 from ase_jax import play
 from ase_jax.inference import mujoco_player as play_mujoco
-from ase_jax.inference.rollout import PLAYBACK_OVERRIDES
 
 STEPS = 30
 # Bounds a bit above what we measured (module docstring).
@@ -44,7 +43,7 @@ def mjx_rollout(tiny_pretrained_run):
     from ase_jax.inference.pretrained import load_pretrained
 
     # No early termination: the untrained policy falls around step 30 and the env would reset.
-    pretrained = load_pretrained(tiny_pretrained_run, **PLAYBACK_OVERRIDES, early_termination=False)
+    pretrained = load_pretrained(tiny_pretrained_run, purpose="perturb")
     env = pretrained.env
     z = jnp.asarray(np.eye(pretrained.config.ase.latent_dim)[3], jnp.float32)
 

@@ -151,15 +151,17 @@ def tiny_llc(tiny_pretrained_run):
 def test_each_task_env_gets_its_config_overrides(sword_shield):
     """A task's config_overrides reach the env that task training and playback build (getup starts
     every episode fallen); no other task changes the config."""
-    from ase_jax.tasks import task_env
+    from ase_jax.env_factory import make_env, purpose_config
 
     for name in TASKS:
         base = load_config("task_tiny", {"name": name})
-        config, env = task_env(base, sword_shield)
+        config = purpose_config(base, "train")
         expected = {"fall_init_prob": 1.0} if name == "getup" else {}
         changed = {k: getattr(config.env, k) for k in vars(config.env) if getattr(config.env, k) != getattr(base.env, k)}
         assert changed == expected, name
-        assert env.config.fall_init_prob == config.env.fall_init_prob
+        for purpose in ("train", "play"):  # playback's no-fallen-starts gives way to the task's own
+            env = make_env(base, purpose, character=sword_shield)
+            assert env.config.fall_init_prob == config.env.fall_init_prob and env.task.name == name, (name, purpose)
 
 
 def test_heading_on_frozen_llc_end_to_end(tiny_llc, tiny_heading_run):

@@ -93,11 +93,10 @@ DEPTH = 0.03  # m, how far the target is pushed into the sword or the shield
 @pytest.fixture(scope="module")
 def strike():
     """(env, player, scene qpos of each pose (4, nq)): the strike scene of task_tiny."""
-    from ase_jax.character import load_character
-    from ase_jax.tasks import task_env
+    from ase_jax.env_factory import make_env, purpose_config
 
-    config = load_config("task_tiny", {"name": "strike", "scratch": True})
-    config, env = task_env(config, load_character(config.env.character))
+    config = purpose_config(load_config("task_tiny", {"name": "strike", "scratch": True}), "train")
+    env = make_env(config, "train")
     assert config.env.early_termination
     policy = play_mujoco.Policy({}, config.env, env.character, env.task, None, None, "test")
     sim = play_mujoco.Simulation(policy)

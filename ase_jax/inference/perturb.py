@@ -49,7 +49,7 @@ from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.env import termination
 from ase_jax.env.interface import vmap_envs
 from ase_jax.errors import AseInputError
-from ase_jax.inference.rollout import (PLAYBACK_OVERRIDES, Policy, latent_policy, reset_batch, task_controller,
+from ase_jax.inference.rollout import (Policy, latent_policy, reset_batch, task_controller,
                                        unroll)
 
 PUSH_WINDOW = (1.0, 2.0)  # s after the start: each character's push falls at a random control step in it
@@ -57,7 +57,6 @@ UP_FRACTION = 0.8  # up again: head above this fraction of its height in the sta
 HOLD_SECONDS = 0.5  # ... for this long in a row
 HEAD_BODY = "head"
 OUTCOMES = ("stayed_up", "recovered", "not_recovered", "fell_before_push")
-EVAL_OVERRIDES = dict(PLAYBACK_OVERRIDES, early_termination=False)  # start standing; a fall ends nothing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,13 +158,13 @@ def load_controller(checkpoint) -> Controller:
     if is_task_run(read_saved_config(checkpoint)):
         from ase_jax.inference.task_policy import load_task_policy
 
-        policy = load_task_policy(checkpoint, **EVAL_OVERRIDES)
+        policy = load_task_policy(checkpoint, purpose="perturb")
 
         return Controller(policy.env, policy.step, f"{policy.config.task.name} controller",
                           lambda key, start: task_controller(policy, start))
     from ase_jax.inference.pretrained import load_pretrained
 
-    model = load_pretrained(checkpoint, **EVAL_OVERRIDES)
+    model = load_pretrained(checkpoint, purpose="perturb")
 
     def make(key, start):
         z = sample_latents(key, (start.obs.shape[0],), model.config.ase.latent_dim)

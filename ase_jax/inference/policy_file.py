@@ -123,7 +123,7 @@ def load_run(checkpoint):
         if is_task_run(read_saved_config(checkpoint)):
             policy = load_task_policy(checkpoint)
             return "task", policy.config, policy.env.character, policy.step, workdir, policy.llc, policy
-        pretrained = load_pretrained(checkpoint, build_env=False)
+        pretrained = load_pretrained(checkpoint, purpose=None)
         return ("pretrain", pretrained.config, load_character(pretrained.config.env.character), pretrained.step,
                 workdir, pretrained, None)
     except AseInputError:

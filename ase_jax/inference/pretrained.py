@@ -6,8 +6,6 @@ Inference only: nothing here imports the training step or a command-line module.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 
@@ -17,18 +15,18 @@ from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.character import load_character
 from ase_jax.checkpoint import read_checkpoint, select_subtree
 from ase_jax.config import Config, from_dict
-from ase_jax.env import HumanoidEnv
 from ase_jax.env import observations as obs_lib
+from ase_jax.env_factory import make_env, purpose_config
 from ase_jax.errors import AseInputError
 
 
-def saved_pretrain_config(saved: dict, where, overrides: dict | None = None) -> Config:
-    """The Config of a saved pre-training run, with `overrides` of keys that do not change the networks."""
+def saved_pretrain_config(saved: dict, where, purpose: str | None = None) -> Config:
+    """The Config of a saved pre-training run, with the env settings of `purpose` (env_factory)."""
     try:
         config = from_dict(saved)
         if config.command != "pretrain":
             raise AseInputError(f"a {config.command} run, not a pre-training run (python -m ase_jax.pretrain)")
-        return config.replace(**(overrides or {}))
+        return config if purpose is None else purpose_config(config, purpose)
     except AseInputError as e:
         raise AseInputError(f"{where}: the saved config is not valid for this version of ase_jax: {e}") from None
 
@@ -49,14 +47,11 @@ def pretrained_from_arrays(config: Config, arrays: dict, layout: dict, step: int
     return Pretrained(config, env, nets, as_jax(params), as_jax(obs_norm), as_jax(amp_norm), step)
 
 
-def load_pretrained(path, build_env: bool = True, **overrides) -> Pretrained:
-    """Loads a pre-training run folder (latest checkpoint) or one checkpoint folder; `overrides`
-    change config values that do not affect the networks (e.g. num_envs, fall_init_prob). Without
-    `build_env` the model's `env` is None (a frozen LLC drives the task's env, not its own)."""
+def load_pretrained(path, purpose: str | None = "inspect") -> Pretrained:
+    """Loads a pre-training run folder (latest checkpoint) or one checkpoint folder, with its env
+    built for `purpose` (env_factory's: inspect, play, perturb, ...). With `purpose=None` the model
+    has no env (a frozen LLC drives the task's env, not its own)."""
     workdir, step, arrays, layout, saved = read_checkpoint(path)
-    config = saved_pretrain_config(saved, workdir, overrides)
-    env = None
-    if build_env:
-        env = HumanoidEnv(dataclasses.replace(config.env, state_init="default"), load_character(config.env.character),
-                          seed=config.run.seed, num_envs=config.ppo.num_envs)
+    config = saved_pretrain_config(saved, workdir, purpose)
+    env = None if purpose is None else make_env(config, purpose)
     return pretrained_from_arrays(config, arrays, layout, step, env=env)

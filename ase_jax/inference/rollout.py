@@ -20,9 +20,6 @@ import numpy as np
 
 from ase_jax.env.interface import vmap_envs
 
-# Playback: start standing, and never time out (the clip's length decides).
-PLAYBACK_OVERRIDES = {"fall_init_prob": 0.0, "recovery_episode_prob": 0.0, "episode_length": 1_000_000_000}
-
 Policy = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, Any]]
 
 
@@ -91,7 +88,7 @@ def load_for_playback(checkpoint):
 
     key = ("pretrained",) + tuple(map(str, find_checkpoint(checkpoint)))
     if key not in _COMPILED:
-        pretrained = load_pretrained(checkpoint, **PLAYBACK_OVERRIDES)
+        pretrained = load_pretrained(checkpoint, purpose="play")
 
         @jax.jit
         def run(params, obs_norm, latents, rng):

@@ -74,7 +74,7 @@ import numpy as np
 from ase_jax import quat
 from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.errors import AseInputError
-from ase_jax.inference.rollout import PLAYBACK_OVERRIDES, Policy, reset_batch, unroll
+from ase_jax.inference.rollout import Policy, reset_batch, unroll
 from ase_jax.inference.skill_metrics import PoseReference
 
 SETTLE_SECONDS = 1.0  # not measured: leaving the standing pose; at most a fifth of the episode
@@ -304,7 +304,7 @@ def judge_checkpoint(checkpoint, motions=None, num_latents: int = 16, episodes: 
     from ase_jax.motions.dataset import load_dataset
 
     check_sizes(num_latents, episodes)
-    pretrained = load_pretrained(checkpoint, **PLAYBACK_OVERRIDES)
+    pretrained = load_pretrained(checkpoint, purpose="play")
     if pretrained.config.ase.latent_dim == 0:
         raise AseInputError(f"{checkpoint}: a plain AMP run (latent_dim 0) has no latents to judge")
     env = pretrained.env

@@ -18,11 +18,10 @@ from ase_jax.agents import ppo
 from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.inference.pretrained import pretrained_from_arrays, saved_pretrain_config
 from ase_jax.agents.hlc.networks import make_hlc_networks
-from ase_jax.character import load_character
 from ase_jax.checkpoint import read_checkpoint, select_subtree
 from ase_jax.config import Config, from_dict
+from ase_jax.env_factory import make_env, purpose_config
 from ase_jax.errors import AseInputError
-from ase_jax.tasks import task_env
 
 # Key of a task checkpoint's saved config that holds the frozen LLC's own config.
 LLC_CONFIG_KEY = "llc_config"
@@ -63,9 +62,9 @@ def is_task_run(saved_config: dict) -> bool:
     return saved_config.get("command") == "task"
 
 
-def load_task_policy(path, **overrides) -> TaskPolicy:
-    """Loads a task run folder (latest checkpoint) or one of its checkpoints; `overrides` change config
-    values that do not affect the networks."""
+def load_task_policy(path, purpose: str = "inspect") -> TaskPolicy:
+    """Loads a task run folder (latest checkpoint) or one of its checkpoints, in its env built for
+    `purpose` (env_factory's: inspect, play, perturb)."""
     workdir, step, arrays, layout, saved = read_checkpoint(path)
     if not is_task_run(saved):
         raise AseInputError(f"{workdir}: a pre-training run, not a task run (python -m ase_jax.task); "
@@ -73,10 +72,10 @@ def load_task_policy(path, **overrides) -> TaskPolicy:
     saved = dict(saved)
     llc_saved = saved.pop(LLC_CONFIG_KEY, None)
     try:
-        config = from_dict(saved).replace(**overrides)
+        config = purpose_config(from_dict(saved), purpose)
     except AseInputError as e:
         raise AseInputError(f"{workdir}: the saved config is not valid for this version of ase_jax: {e}") from None
-    config, env = task_env(config, load_character(config.env.character))
+    env = make_env(config, purpose)
     llc = None
     if not config.task.scratch:
         if llc_saved is None:

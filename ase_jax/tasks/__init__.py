@@ -21,12 +21,3 @@ def make_task(name: str) -> Task:
                             + f"; known tasks: {sorted(TASKS)}")
     return TASKS[name]()
 
-
-def task_env(config, character):
-    """(config with the task's own overrides, the humanoid env with the task) for a task config;
-    shared by task training and task playback."""
-    from ase_jax.env import HumanoidEnv
-
-    task = make_task(config.task.name)
-    config = config.replace(**task.config_overrides)
-    return config, HumanoidEnv(config.env, character, None, task, seed=config.run.seed, num_envs=config.ppo.num_envs)

@@ -25,7 +25,7 @@ class Task:
     obs_layout: tuple[tuple[str, int, str], ...] = ()
     change_steps: tuple[int, int] | None = (100, 200)  # targets change after randint(lo, hi) steps
     # Config keys the task sets for its env, as flags name them (getup: every episode starts fallen);
-    # `tasks.task_env` applies them for training and playback alike.
+    # `env_factory.purpose_config` applies them for training and playback alike.
     config_overrides: Mapping[str, object] = MappingProxyType({})
 
     @property

@@ -232,10 +232,11 @@ def test_a_task_on_an_amp_llc_is_refused(tiny_amp_run):
 def test_a_plain_amp_run_is_not_pointed_at_skills():
     """The closing hints of pretrain and bench learn: skills and their diversity for ASE, the one
     policy for plain AMP."""
-    from ase_jax import bench_learn, pretrain
+    from ase_jax import pretrain
+    from ase_jax.learn_protocol import runner
     from ase_jax.run_loop import pretraining_next_steps
 
-    for skill_steps in (pretrain.NEXT_STEPS, bench_learn.NEXT_STEPS):
+    for skill_steps in (pretrain.NEXT_STEPS, runner.NEXT_STEPS):
         amp = pretraining_next_steps(load_config("amp_tiny", {}), skill_steps)
         ase = pretraining_next_steps(load_config("tiny", {}), skill_steps)
         assert not any("skill" in line or "--grid" in line or "diversity" in line for line in amp)

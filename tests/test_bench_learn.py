@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ase_jax import bench_learn
+from ase_jax.learn_protocol import curves
 from ase_jax.config import load_config
 from ase_jax.pretrain import CPU_CONFIG, default_config_name
 from conftest import REPO_ROOT, TEST_CACHE_DIR
@@ -26,7 +27,7 @@ def test_plateau_is_where_a_curve_stays_within_ten_percent_of_its_best():
     rows = [{"env_steps": s, "eval/survival": v, "eval/pose_error": e}
             for s, v, e in [(0, 0.2, 9.0), (10, 0.5, 7.0), (20, 0.95, 5.0), (30, 0.85, 5.5), (40, 1.0, 4.0),
                             (50, 0.96, 4.1)]]
-    summary = bench_learn.improvement_summary(rows)
+    summary = curves.improvement_summary(rows)
     # survival: gain 0.8, within 0.08 of 1.0 from step 40 on (0.85 at 30 breaks the run from 20)
     assert summary["eval/survival"] == {"start": 0.2, "end": 0.96, "best": 1.0, "samples_to_plateau": 40}
     # pose error improves downwards: gain 5, within 0.5 of 4.0 from step 40 on
@@ -36,20 +37,20 @@ def test_plateau_is_where_a_curve_stays_within_ten_percent_of_its_best():
 
 def test_a_curve_that_falls_back_from_its_best_has_no_plateau():
     rows = [{"env_steps": s, "eval/survival": v} for s, v in [(0, 0.2), (10, 1.0), (20, 0.3)]]
-    entry = bench_learn.improvement_summary(rows)["eval/survival"]
+    entry = curves.improvement_summary(rows)["eval/survival"]
     assert entry["best"] == 1.0 and "samples_to_plateau" not in entry
 
 
 def test_a_curve_that_never_improves_has_no_plateau():
     rows = [{"env_steps": s, "eval/survival": v} for s, v in [(0, 0.9), (10, 0.5), (20, 0.7)]]
-    entry = bench_learn.improvement_summary(rows)["eval/survival"]
+    entry = curves.improvement_summary(rows)["eval/survival"]
     assert entry["best"] == 0.9 and "samples_to_plateau" not in entry
 
 
 def test_reference_comparison_counts_samples_to_each_of_the_references_values():
     rows = [{"env_steps": n, "train/enc_reward_clipped": e, "train/diversity_loss": d, "train/episode_length": L}
             for n, e, d, L in [(1_000_000, 0.10, 0.9995, 40), (2_000_000, 0.25, 0.9990, 55), (3_000_000, 0.40, 0.9980, 60)]]
-    comparison = bench_learn.reference_comparison(rows)
+    comparison = curves.reference_comparison(rows)
     enc = comparison["enc_reward"]
     assert enc["ours_end"] == 0.40
     # the reference's 0.218 at 2.6e7 reached at 2e6 (13x fewer samples), its 0.362 at 5.3e7 at 3e6, 0.444 never
@@ -89,7 +90,7 @@ def test_protocol_writes_every_curve_and_its_summary(tiny_learn):
     assert [r["env_steps"] for r in trained] == [32, 64] and "reward/disc" in trained[-1]
     assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [1, 2]
     assert [(s["start_iteration"], s["end_iteration"]) for s in result["segments"]] == [(0, 1), (1, 2)]
-    for key in bench_learn.CURVES:
+    for key in curves.CURVES:
         values = [r[key] for r in lines if key in r]
         assert values and np.all(np.isfinite(values)), key
     for row in lines:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from ase_jax.agents import ppo
 from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.inference.pretrained import pretrained_from_arrays, saved_pretrain_config
-from ase_jax.agents.hlc.networks import make_hlc_networks
+from ase_jax.agents.hlc.networks import make_hlc_networks, unit_latent
 from ase_jax.checkpoint import read_checkpoint, select_subtree
 from ase_jax.config import Config, from_dict
 from ase_jax.env_factory import make_env, purpose_config
@@ -48,7 +48,7 @@ class TaskPolicy:
         a = jnp.clip(self.actor.apply(self.params["actor"], obs), -1.0, 1.0)
         if self.llc is None:
             return a
-        return a / jnp.maximum(jnp.linalg.norm(a, axis=-1, keepdims=True), 1e-6)
+        return unit_latent(a)
 
     def low_level_action(self, obs: jax.Array, high: jax.Array) -> jax.Array:
         """PD targets for the env from its full observation and the held high-level action."""

@@ -38,6 +38,12 @@ class HLCCritic(nn.Module):
         return MLP(self.units, 1)(obs)[..., 0]
 
 
+def unit_latent(action: jax.Array) -> jax.Array:
+    """The latent a high-level action stands for: the action made unit length (the low-level
+    policy's latents lie on the unit sphere); used by task training, playback and export alike."""
+    return action / jnp.maximum(jnp.linalg.norm(action, axis=-1, keepdims=True), 1e-6)
+
+
 def make_hlc_networks(obs_size: int, action_size: int, actor_units, critic_units):
     actor, critic = HLCActor(tuple(actor_units), action_size), HLCCritic(tuple(critic_units))
 

@@ -26,9 +26,8 @@ import optax
 from flax import struct
 
 from ase_jax.agents import ppo
-from ase_jax.agents.ase import losses
-from ase_jax.agents.ase.pretrained import Pretrained
-from ase_jax.agents.hlc.networks import make_hlc_networks
+from ase_jax.agents.ase.pretrained import Pretrained, deterministic_action, disc_reward
+from ase_jax.agents.hlc.networks import make_hlc_networks, unit_latent
 from ase_jax.config import Config, ConfigError
 from ase_jax.env.interface import Env, vmap_envs
 
@@ -92,17 +91,17 @@ def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.
     norm = lambda x, s: ppo.normalize(x, s, hp.normalize_obs_clip)
 
     if hierarchical:
-        # The frozen LLC sees its inputs clipped as in its own training (and as `Pretrained.action`).
+        # The frozen LLC acts and scores as the loaded model does (agents.ase.pretrained), on the
+        # arrays of the training state, with its inputs clipped as in its own training.
         llc_clip = llc.config.ppo.normalize_obs_clip
 
         def llc_act(frozen, obs, z):
-            character_obs = ppo.normalize(obs[..., : env.character_obs_size], frozen["obs_norm"], llc_clip)
-            return jnp.clip(llc.networks.actor_apply(frozen["params"]["actor"], character_obs, z), -1.0, 1.0)
+            return deterministic_action(llc.networks, frozen["params"]["actor"], frozen["obs_norm"],
+                                        obs[..., : env.character_obs_size], z, llc_clip)
 
         def llc_disc_reward(frozen, amp_obs):
-            logits = llc.networks.disc_logit_apply(frozen["params"]["disc"],
-                                                   ppo.normalize(amp_obs, frozen["amp_norm"], llc_clip))
-            return losses.disc_reward(logits, llc.config.ase.disc_reward_scale)
+            return disc_reward(llc.networks, frozen["params"]["disc"], frozen["amp_norm"], amp_obs, llc_clip,
+                               llc.config.ase.disc_reward_scale)
 
     def init(param_key, env_key) -> HLCState:
         params = init_params(param_key)
@@ -119,7 +118,7 @@ def make_hlc_train_fns(config: Config, env: Env, llc: Pretrained | None) -> ppo.
             return s, {"task_reward": s.reward, "disc_reward": jnp.zeros_like(s.reward), "next_obs": s.next_obs,
                        "done": s.done, "terminated": s.terminated, "episode_length": s.metrics["episode_length"],
                        "nonfinite": s.metrics["nonfinite"]}
-        z = action / jnp.maximum(jnp.linalg.norm(action, axis=-1, keepdims=True), 1e-6)
+        z = unit_latent(action)
         return held_latent_step(vmap_envs(env.step), lambda obs: llc_act(frozen, obs, z),
                                 lambda amp_obs: llc_disc_reward(frozen, amp_obs.reshape(local_envs, -1)),
                                 llc_steps, env_state)

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ase_jax.errors import AseInputError
-from ase_jax.inference.policy_file import HLC_FILE, JSON_FILE, LLC_FILE, describe, load_run
+from ase_jax.inference.policy_file import HLC_FILE, JSON_FILE, LLC_FILE, describe
+from ase_jax.inference.trained_run import load_trained_run
 
 OPSET = 17
 IR_VERSION = 8  # the oldest IR that opset 17 allows, so that older runtimes load the files too
@@ -174,7 +175,9 @@ def hlc_model(policy, character):
 def export(checkpoint, out) -> dict:
     """Writes llc.onnx (and hlc.onnx for a task run) and policy.json into `out`; returns policy.json's dict."""
     onnx = _onnx()[0]
-    kind, config, character, step, workdir, pretrained, task_policy = load_run(checkpoint)
+    run = load_trained_run(checkpoint)
+    config, character, step, workdir, pretrained, task_policy = (run.config, run.character, run.step, run.workdir,
+                                                                 run.pretrained, run.task_policy)
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise AseInputError(f"--out={out}: exists and is not a folder")

@@ -34,6 +34,7 @@ from ase_jax import cli  # noqa: E402
 from ase_jax.errors import AseInputError  # noqa: E402
 from ase_jax.inference.latents import check_latent_spec, parse_latent, slerp  # noqa: E402
 from ase_jax.inference.rollout import latent_rollout, load_for_playback, task_rollout  # noqa: E402
+from ase_jax.inference.trained_run import is_task_run  # noqa: E402
 
 VIDEO_FPS = 30  # one frame per control step
 
@@ -62,13 +63,6 @@ def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, wi
     return path
 
 
-def _is_task_checkpoint(checkpoint) -> bool:
-    from ase_jax.inference.task_policy import is_task_run
-    from ase_jax.checkpoint import read_saved_config
-
-    return is_task_run(read_saved_config(checkpoint))
-
-
 def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=None, seed: int = 0,
          grid: int | None = None, interpolate: str | None = None, task: str | None = None,
          width: int = 640, height: int = 480, console: Console | None = None):
@@ -91,7 +85,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
             raise AseInputError(f"bad --interpolate '{interpolate}': expected two latents A,B (e.g. e0,e3)")
     for spec in specs:
         check_latent_spec(spec)
-    if _is_task_checkpoint(checkpoint):
+    if is_task_run(checkpoint):
         if latent is not None or grid is not None or interpolate is not None:
             raise AseInputError(f"{checkpoint} is a task run: its high-level controller chooses the latents, "
                                 "so --latent, --grid and --interpolate do not apply")

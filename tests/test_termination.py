@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from ase_jax.inference import mujoco_player as play_mujoco
+from ase_jax.inference import player_policy
 from ase_jax.config import load_config
 from ase_jax.env.fall_states import make_fall_states
 from ase_jax.env import termination
@@ -98,7 +99,7 @@ def strike():
     config = purpose_config(load_config("task_tiny", {"name": "strike", "scratch": True}), "train")
     env = make_env(config, "train")
     assert config.env.early_termination
-    policy = play_mujoco.Policy({}, config.env, env.character, env.task, None, None, "test")
+    policy = player_policy.PlayerPolicy({}, config.env, env.character, env.task, None, None, "test")
     sim = play_mujoco.Simulation(policy)
     return env, sim, _poses(env, sim)
 

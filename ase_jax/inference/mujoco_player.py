@@ -20,10 +20,7 @@ and the feet), tested by the env's own functions (`ase_jax.env.termination`, the
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-from pathlib import Path
 
 from ase_jax import render  # first: picks the headless GL backend before mujoco is imported
 
@@ -37,6 +34,7 @@ from rich.console import Console  # noqa: E402
 from ase_jax.errors import AseInputError  # noqa: E402
 from ase_jax.env import termination  # noqa: E402
 from ase_jax.env.humanoid import scene_model  # noqa: E402
+from ase_jax.inference.player_policy import PlayerPolicy, load_player_policy  # noqa: E402
 
 KEY_RANDOM, KEY_E0, KEY_E3, KEY_TARGET = ord("R"), ord("0"), ord("3"), ord("T")
 
@@ -53,125 +51,10 @@ class _Data:
     subtree_com: jax.Array
 
 
-@dataclasses.dataclass
-class Policy:
-    """A loaded policy, whatever it came from: numpy in, numpy out, one state at a time."""
-
-    meta: dict  # policy.json's content (ase_jax.export.describe)
-    env_config: object  # ase_jax.config.EnvConfig
-    character: object
-    task: object  # ase_jax.tasks.base.Task or None
-    llc: object  # (obs (obs_size,), z (latent_dim,)) -> action (nu,); None for a scratch task policy
-    hlc: object  # task obs -> unit latent, or action for a scratch policy; None for pre-training runs
-    source: str
-
-    @property
-    def latent_dim(self) -> int | None:
-        return self.meta["llc"]["latent_dim"] if "llc" in self.meta else None
-
-    @property
-    def steps_per_action(self) -> int:
-        return self.meta["task"]["llc_steps"] if "task" in self.meta else 1
-
-
-def _env_config(values, where):
-    """The env section of an export (policy.json's "env") through the config module's checks, as a
-    checkpoint's saved config is read: unknown keys and bad values are errors, missing keys take
-    their defaults."""
-    from ase_jax.config import from_dict
-
-    try:
-        if not isinstance(values, dict):
-            raise AseInputError(f"expected a mapping of env keys, got {type(values).__name__}")
-        return from_dict({"command": "pretrain", "env": values}).env
-    except AseInputError as e:
-        raise AseInputError(f"{where}: the export's env settings are not valid for this version of ase_jax: "
-                            f"{e}") from None
-
-
-def load_export(folder) -> Policy:
-    """A policy from an export folder (policy.json + ONNX files), run with onnxruntime."""
-    from ase_jax.character import load_character
-    from ase_jax.inference.policy_file import JSON_FILE
-    from ase_jax.tasks import make_task
-
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / JSON_FILE).read_text())
-    except (OSError, ValueError) as e:
-        raise AseInputError(f"{folder / JSON_FILE}: not a readable export description ({e})") from None
-    from ase_jax.inference.policy_file import FORMAT
-
-    missing = [k for k in ("character", "control", "env", "source") if not isinstance(meta, dict) or k not in meta]
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or missing:
-        raise AseInputError(f"{folder / JSON_FILE}: not an export description of this ase_jax (format "
-                            f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT}"
-                            + (f"; missing {missing}" if missing else "") + "); export the run again")
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise AseInputError("playing an exported policy needs onnxruntime: pip install -e '.[export]'") from None
-
-    def session(entry):
-        path = folder / entry["file"]
-        try:
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
-            raise AseInputError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:200]})") from None
-        names = [o.name for o in sess.get_outputs()]
-
-        def run(**inputs):
-            feed = {k: np.asarray(v, np.float32)[None] for k, v in inputs.items()}
-            return sess.run(names[:1], feed)[0][0]
-
-        return run
-
-    try:
-        character = load_character(meta["character"]["name"])
-        task = make_task(meta["task"]["name"]) if "task" in meta else None
-        env_config = _env_config(meta["env"], folder / JSON_FILE)
-        llc = session(meta["llc"]) if "llc" in meta else None
-        hlc = session(meta["hlc"]) if "hlc" in meta else None
-    except KeyError as e:
-        raise AseInputError(f"{folder / JSON_FILE}: has no entry {e}; export the run again") from None
-    plain_amp = "llc" in meta and meta["llc"].get("latent_dim") == 0  # its llc.onnx has no z input
-    return Policy(meta, env_config, character, task,
-                  None if llc is None else (lambda obs, z: llc(obs=obs)) if plain_amp else (lambda obs, z: llc(obs=obs, z=z)),
-                  None if hlc is None else (lambda obs: hlc(obs=obs)), str(folder))
-
-
-def load_checkpoint(checkpoint) -> Policy:
-    """A policy from a run folder or checkpoint, its networks run in JAX."""
-    from ase_jax.inference.policy_file import describe, load_run
-
-    kind, config, character, step, workdir, pretrained, task_policy = load_run(checkpoint)
-    meta = describe(config, character, step, str(workdir), task_policy)
-    llc = hlc = None
-    if pretrained is not None:
-        act = jax.jit(pretrained.action)
-        llc = lambda obs, z: np.asarray(act(jnp.asarray(obs, jnp.float32), jnp.asarray(z, jnp.float32)))
-    task = None
-    if task_policy is not None:
-        high = jax.jit(task_policy.high_level_action)
-        hlc = lambda obs: np.asarray(high(jnp.asarray(obs, jnp.float32)))
-        task = task_policy.env.task
-    return Policy(meta, config.env, character, task, llc, hlc, str(checkpoint))
-
-
-def load_policy(path) -> Policy:
-    """An export folder (it holds policy.json) or a run folder / checkpoint."""
-    from ase_jax.inference.policy_file import JSON_FILE
-
-    path = Path(path).expanduser()
-    if (path / JSON_FILE).is_file():
-        return load_export(path)
-    return load_checkpoint(path)
-
-
 class Simulation:
     """The character (and the task) in C MuJoCo, stepped at the control rate with a policy."""
 
-    def __init__(self, policy: Policy, seed: int = 0):
+    def __init__(self, policy: PlayerPolicy, seed: int = 0):
         from ase_jax.drive import make_drive
         from ase_jax.env import observations as obs_lib
         from ase_jax.env.humanoid import body_velocities
@@ -415,7 +298,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
         raise AseInputError(f"--width and --height must be at least 16, got {width}x{height}")
     if latent is not None:
         check_latent_spec(latent)
-    policy = load_policy(checkpoint)
+    policy = load_player_policy(checkpoint)
     run_task = policy.meta.get("task", {}).get("name")
     if run_task is not None and latent is not None:
         raise AseInputError(f"{checkpoint} is a task run: its high-level controller chooses the latents, so "

@@ -152,10 +152,9 @@ class Controller:
 def load_controller(checkpoint) -> Controller:
     """The controller of a pre-training or task run folder (or one of its checkpoints), in its env with
     the evaluation overrides (standing starts, no time-out, no early termination)."""
-    from ase_jax.checkpoint import read_saved_config
-    from ase_jax.inference.task_policy import is_task_run
+    from ase_jax.inference.trained_run import is_task_run
 
-    if is_task_run(read_saved_config(checkpoint)):
+    if is_task_run(checkpoint):
         from ase_jax.inference.task_policy import load_task_policy
 
         policy = load_task_policy(checkpoint, purpose="perturb")

@@ -1,12 +1,11 @@
 """policy.json: what an exported policy expects (observation layout, action to PD target, control
 rate, character, env settings), written by `python -m ase_jax.export` and read by the C-MuJoCo
-player; and `load_run`, a run folder or checkpoint as either kind of trained policy."""
+player (a run folder itself is read by inference.trained_run)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ase_jax.errors import AseInputError
 
 
 FORMAT = 1  # of policy.json
@@ -108,26 +107,3 @@ def _llc_entry(config, obs_size: int) -> dict:
             "outputs": {"action": None, "pd_target": None}, "latent_dim": latent_dim,
             "z": "normalised to unit length inside the graph (e_k, or normalised N(0, I) draws)",
             "normalizer_clip": config.ppo.normalize_obs_clip}
-
-
-def load_run(checkpoint):
-    """(kind, config, character, step, workdir, pretrained or None, task policy or None) of a run
-    folder or checkpoint folder; any problem reading it is an AseInputError."""
-    from ase_jax.inference.pretrained import load_pretrained
-    from ase_jax.inference.task_policy import is_task_run, load_task_policy
-    from ase_jax.character import load_character
-    from ase_jax.checkpoint import find_checkpoint, read_saved_config
-
-    try:
-        workdir, step = find_checkpoint(checkpoint)
-        if is_task_run(read_saved_config(checkpoint)):
-            policy = load_task_policy(checkpoint)
-            return "task", policy.config, policy.env.character, policy.step, workdir, policy.llc, policy
-        pretrained = load_pretrained(checkpoint, purpose=None)
-        return ("pretrain", pretrained.config, load_character(pretrained.config.env.character), pretrained.step,
-                workdir, pretrained, None)
-    except AseInputError:
-        raise
-    except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds of errors for bad files
-        raise AseInputError(f"{checkpoint}: cannot read this checkpoint ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None

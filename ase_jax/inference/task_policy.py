@@ -57,16 +57,11 @@ class TaskPolicy:
         return self.llc.action(obs[..., : self.env.character_obs_size], high)
 
 
-def is_task_run(saved_config: dict) -> bool:
-    """Whether a saved config is that of a task run."""
-    return saved_config.get("command") == "task"
-
-
 def load_task_policy(path, purpose: str = "inspect") -> TaskPolicy:
     """Loads a task run folder (latest checkpoint) or one of its checkpoints, in its env built for
     `purpose` (env_factory's: inspect, play, perturb)."""
     workdir, step, arrays, layout, saved = read_checkpoint(path)
-    if not is_task_run(saved):
+    if saved.get("command") != "task":
         raise AseInputError(f"{workdir}: a pre-training run, not a task run (python -m ase_jax.task); "
                             f"play it without --task")
     saved = dict(saved)

@@ -3,9 +3,11 @@
     diversity --checkpoint=RUN [--motions=DATASET] [--num_latents=64] [--seconds=10] [--out=DIR]
         Rolls out the low-level policy under many random latents (one per character, held for the
         whole episode) and, for every transition, finds the motion clip holding the nearest demo
-        transition (two consecutive discriminator frames, normalised with the run's own
-        discriminator normaliser). Prints JSON: the share of transitions per clip (top 50), the
-        number of clips covered and the entropy of that distribution; saves a bar plot (PNG).
+        transition (two consecutive discriminator frames, each feature in the data's own standard
+        deviations, as bench learn's pose error and the judge measure it: nothing the run learned
+        or normalised). Prints JSON: the share of transitions per clip (top 50), the number of
+        clips covered (holding at least 1 % of the transitions, as bench learn counts them) and
+        the entropy of that distribution; saves a bar plot (PNG).
         The paper's diversity ablation (Peng et al. 2022, section 8).
     judge --checkpoint=RUN [--num_latents=16] [--episodes=4] [--seconds=6] [--close=1] [--out=DIR]
         The skill judge (ase_jax.inference.skill_judge), independent of everything the run
@@ -41,7 +43,7 @@ from ase_jax.errors import AseInputError
 from ase_jax.checkpoint import find_checkpoint
 from ase_jax.inference import perturb, skill_judge
 from ase_jax.inference.perturb import PUSH_WINDOW
-from ase_jax.inference.skill_metrics import agent_transitions, demo_transitions, nearest_clip_histogram, summarize
+from ase_jax.inference.skill_metrics import PoseReference, agent_transitions, nearest_clip_counts, summarize
 from ase_jax.motions.dataset import load_dataset
 
 
@@ -51,9 +53,8 @@ def diversity(checkpoint, motions=None, num_latents: int = 64, seconds: float = 
     pretrained = load_pretrained(checkpoint)  # the rollout vmaps over its own num_latents characters
     dataset = load_dataset(resolve_path(motions or pretrained.config.env.motions),
                            pretrained.env.character)
-    demo, demo_clip = demo_transitions(pretrained, dataset)
-    agent = agent_transitions(pretrained, num_latents, int(round(seconds / pretrained.env.control_dt)), seed)
-    counts = nearest_clip_histogram(agent, demo, demo_clip, len(dataset.clips))
+    pairs, valid = agent_transitions(pretrained, num_latents, int(round(seconds / pretrained.env.control_dt)), seed)
+    counts = nearest_clip_counts(PoseReference.of(pretrained.env, dataset), pairs, valid, len(dataset.clips))
     result = summarize(counts, [c.name for c in dataset.clips])
     result.update({"checkpoint": str(checkpoint), "step": pretrained.step, "motions": str(dataset.path),
                    "num_latents": num_latents, "seconds": seconds})

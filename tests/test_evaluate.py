@@ -10,20 +10,24 @@ import pytest
 
 from ase_jax.env import observations as obs_lib
 from ase_jax.evaluate import compare
-from ase_jax.inference.skill_metrics import demo_transitions, nearest_clip_histogram, summarize
+from ase_jax.inference.skill_metrics import (PoseReference, clip_counts, clips_covered, nearest_clip_counts,
+                                             summarize)
 from ase_jax.motions import library as ml
 from ase_jax.motions.dataset import load_dataset
 from conftest import BUNDLED_YAML
 
 
-def test_histogram_counts_nearest_clips():
-    demo = jnp.array([[0.0, 0.0], [1.0, 0.0], [10.0, 10.0], [11.0, 10.0]])
-    clip = np.array([0, 0, 1, 1])
-    agent = jnp.array([[0.2, 0.1], [10.4, 9.9], [10.9, 10.2], [0.9, 0.0], [10.0, 10.1]])
-    counts = nearest_clip_histogram(agent, demo, clip, 2, chunk=2)
-    assert counts.tolist() == [2, 3]
-    s = summarize(counts, ["a", "b"])
-    assert s["clips_covered"] == 2 and s["top"][0]["clip"] == "b"
+def test_clips_covered_need_one_percent_of_the_transitions():
+    """One definition for evaluate diversity and bench learn: a clip counts as covered when it holds
+    the nearest demo transition of at least 1 % of the transitions (and at least one)."""
+    counts = np.array([1.0, 197.0, 0.0, 2.0])  # 200 transitions: 1 is below 1 %, 2 is not
+    assert int(clips_covered(counts)) == 2 and int(clips_covered(jnp.asarray(counts))) == 2
+    assert int(clips_covered(np.zeros(3))) == 0
+    weights = jnp.array([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])  # the invalid (0) transitions are not counted
+    nearest = jnp.array([[0, 1, 1], [1, 2, 0]])
+    assert clip_counts(nearest, weights, 4).tolist() == [2.0, 2.0, 0.0, 0.0]
+    s = summarize(np.array([2, 3]), ["a", "b"])
+    assert s["clips_covered"] == 2 and s["top"][0]["clip"] == "b" and s["transitions"] == 5
     assert abs(s["entropy_nats"] - -(0.4 * np.log(0.4) + 0.6 * np.log(0.6))) < 1e-9
 
 
@@ -31,18 +35,15 @@ def test_histogram_counts_nearest_clips():
 def test_transitions_between_demo_frames_map_to_their_own_clip(sword_shield):
     """Frame pairs taken half a control step off the demo's own times (so not in the demo set) are
     attributed to the clip they come from, for every clip; the queries are built here from the
-    motion library, in the discriminator's order (newest frame first), and normalised with a
-    non-trivial normaliser that demo_transitions must apply to the demo side too."""
+    motion library, in the discriminator's order (newest frame first), raw as a rollout records
+    them: the pose reference standardises both sides with the data's own statistics."""
     character = sword_shield
     frame_size = obs_lib.amp_obs_size(character)
     dt = 1.0 / 30.0
-    rng = np.random.default_rng(0)
-    norm = types.SimpleNamespace(mean=jnp.asarray(rng.normal(0.0, 1.0, 10 * frame_size), jnp.float32),
-                                 std=jnp.asarray(rng.uniform(0.5, 2.0, 10 * frame_size), jnp.float32))
     env = types.SimpleNamespace(character=character, control_dt=dt, amp_obs_size=frame_size)
     dataset = load_dataset(BUNDLED_YAML, character)
-    demo, clip_ids = demo_transitions(types.SimpleNamespace(env=env, amp_norm=norm), dataset)
-    assert demo.shape == (len(clip_ids), 2 * frame_size)
+    pose = PoseReference.of(env, dataset)
+    assert pose.demo.shape[1] == 2 * frame_size
     lib = ml.build_motion_lib(dataset, character)
     frame = jax.vmap(jax.vmap(obs_lib.amp_obs_frame, in_axes=(0, 0, 0, None)), in_axes=(0, 0, 0, None))
     names = [c.name for c in dataset.clips]
@@ -52,9 +53,9 @@ def test_transitions_between_demo_frames_map_to_their_own_clip(sword_shield):
     states = ml.state_at(lib, jnp.asarray(np.stack([query_clip, query_clip], -1)),
                          jnp.asarray(np.stack([t, t - dt], -1), jnp.float32))
     pairs = frame(states.qpos, states.qvel, states.body_pos, character).reshape(len(t), -1)
-    query = (pairs - norm.mean[: 2 * frame_size]) / norm.std[: 2 * frame_size]
     for k, name in enumerate(names):
-        counts = nearest_clip_histogram(query[query_clip == k], demo, clip_ids, len(names))
+        mine = pairs[query_clip == k][:, None]  # (T, 1, 2F): one character
+        counts = nearest_clip_counts(pose, mine, jnp.ones(mine.shape[:2], bool), len(names))
         assert counts.sum() == np.sum(query_clip == k) > 50
         assert counts[k] / counts.sum() > 0.95, (name, counts)
         assert summarize(counts, names)["top"][0]["clip"] == name

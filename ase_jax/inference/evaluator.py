@@ -12,7 +12,8 @@ for one episode with deterministic actions, and beside them, in the same batch a
     eval/pose_error     distance of each transition (two consecutive discriminator frames) to the
                         nearest transition of the motion data, in the data's own standard deviations
                         (skill_metrics.PoseReference)
-    eval/clips_covered  clips holding the nearest transition of at least 1 % of the transitions
+    eval/clips_covered  clips holding the nearest demo transition of at least 1 % of the transitions
+                        (skill_metrics.clips_covered, as `evaluate diversity` counts them)
     eval/enc_similarity mean e(o).z of the run's encoder for the latent followed; ..._shuffled for
                         another character's latent
     eval/z_sensitivity  RMS difference of the actions under the character's latent and another one's
@@ -33,7 +34,7 @@ from ase_jax.config import Config
 from ase_jax.env_factory import make_env
 from ase_jax.inference import skill_judge
 from ase_jax.inference.rollout import reset_batch, unroll
-from ase_jax.inference.skill_metrics import PoseReference
+from ase_jax.inference.skill_metrics import PoseReference, clip_counts, clips_covered
 
 # the skill judge's figures in each row (skill_judge.judge's report)
 JUDGE_KEYS = ("r2", "cosine", "accuracy", "chance", "close_share")
@@ -92,12 +93,12 @@ def make_evaluator(config: Config, env, dataset, nets: ase_networks.ASENetworks,
         mean = lambda x: jnp.sum(x * w) / jnp.maximum(jnp.sum(w), 1.0)
         enc = nets.encode_apply(params["disc"], ppo.normalize(amp, amp_norm, clip))
         distance, nearest_clip = pose.match(amp[..., :pair])
-        counts = jnp.zeros(num_clips).at[nearest_clip.ravel()].add(w.ravel())
+        counts = clip_counts(nearest_clip, w, num_clips)
         metrics = {
             "eval/survival": jnp.mean(jnp.sum(w, axis=0) - jnp.any(done, axis=0)) / steps,
             "eval/falls": jnp.mean(jnp.any(done, axis=0).astype(jnp.float32)),
             "eval/pose_error": mean(distance),
-            "eval/clips_covered": jnp.sum(counts >= 0.01 * jnp.sum(counts)).astype(jnp.float32),
+            "eval/clips_covered": clips_covered(counts).astype(jnp.float32),
         }
         if nets.latent_dim > 0:  # plain AMP (latent_dim 0) has no latent and no encoder: these are n/a
             metrics.update({"eval/enc_similarity": mean(jnp.sum(enc * z[:n], -1)),

@@ -1,8 +1,9 @@
-"""The skill metrics of rollouts: discriminator transitions of the motion data and of characters
-under random latents, and the histogram of the clips nearest to them (the nearest-clip diversity
-metric of `python -m ase_jax.evaluate diversity`, also used by `bench learn`'s evaluation); the
-pose error of a transition to the data in the data's own units (`PoseReference`, used by `bench
-learn`'s evaluation and the skill judge)."""
+"""The skill metrics of rollouts, each defined once: the pose error of a transition (two consecutive
+discriminator frames) to the motion data and the clip of its nearest demo transition, in the data's
+own units (`PoseReference`: independent of anything a run learns or normalises); the clips covered
+and the nearest-clip histogram of a batch of rollouts (`python -m ase_jax.evaluate diversity`,
+`bench learn`'s evaluation, inference.evaluator); the skill judge (inference.skill_judge) uses the
+same pose reference."""
 
 from __future__ import annotations
 
@@ -62,43 +63,30 @@ class PoseReference:
         return jax.lax.map(one, pairs)
 
 
-def nearest_clip_histogram(agent: jax.Array, demo: jax.Array, demo_clip: jax.Array, num_clips: int,
-                           chunk: int = 1024) -> np.ndarray:
-    """Counts, per clip, of agent features whose nearest demo feature (Euclidean) belongs to it."""
-    agent, demo = jnp.asarray(agent), jnp.asarray(demo)
-    demo_sq = jnp.sum(demo**2, axis=-1)
+# A clip is covered when it holds the nearest demo transition of at least this share of the
+# transitions (a stray transition near a clip does not make the policy perform it).
+COVERED_SHARE = 0.01
 
-    @jax.jit
-    def nearest(block):
-        return jnp.argmin(squared_distances(block, demo, demo_sq), axis=-1)
 
-    pad = (-agent.shape[0]) % chunk
-    blocks = jnp.pad(agent, ((0, pad), (0, 0))).reshape(-1, chunk, agent.shape[-1])
-    idx = np.concatenate([np.asarray(nearest(b)) for b in blocks])[: agent.shape[0]]
-    return np.bincount(np.asarray(demo_clip)[idx], minlength=num_clips)
+def clip_counts(nearest_clip: jax.Array, weights: jax.Array, num_clips: int) -> jax.Array:
+    """Per clip, the summed `weights` of the transitions whose nearest demo transition is in it."""
+    return jnp.zeros(num_clips).at[jnp.ravel(nearest_clip)].add(jnp.ravel(weights).astype(jnp.float32))
+
+
+def clips_covered(counts):
+    """The number of clips covered (COVERED_SHARE) given per-clip counts (numpy or jax arrays)."""
+    return ((counts > 0) & (counts >= COVERED_SHARE * counts.sum())).sum()
 
 
 def summarize(counts: np.ndarray, names, top: int = 50) -> dict:
+    counts = np.asarray(counts, np.float64)
     share = counts / max(counts.sum(), 1)
     nonzero = share[share > 0]
     order = np.argsort(-counts)[:top]
-    return {"transitions": int(counts.sum()), "clips": len(names), "clips_covered": int((counts > 0).sum()),
-            "entropy_nats": float(-(nonzero * np.log(nonzero)).sum()),
+    return {"transitions": int(round(counts.sum())), "clips": len(names), "clips_covered": int(clips_covered(counts)),
+            "covered_share": COVERED_SHARE, "entropy_nats": float(-(nonzero * np.log(nonzero)).sum()),
             "max_entropy_nats": float(math.log(len(names))),
             "top": [{"clip": names[i], "share": float(share[i])} for i in order if counts[i] > 0]}
-
-
-def _pair_features(frames: jax.Array, amp_norm, frame_size: int) -> jax.Array:
-    """[frame t+1, frame t] normalised with the first two slots of the discriminator normaliser."""
-    mean, std = amp_norm.mean[: 2 * frame_size], amp_norm.std[: 2 * frame_size]
-    return (frames - mean) / std
-
-
-def demo_transitions(pretrained, dataset) -> tuple[jax.Array, np.ndarray]:
-    """Features of every consecutive pair of 30 Hz frames of every clip, normalised with the run's
-    discriminator normaliser, and their clip index."""
-    frames, clip_ids = demo_transition_frames(pretrained.env, dataset)
-    return _pair_features(frames, pretrained.amp_norm, pretrained.env.amp_obs_size), clip_ids
 
 
 def demo_transition_frames(env, dataset) -> tuple[jax.Array, np.ndarray]:
@@ -118,8 +106,9 @@ def demo_transition_frames(env, dataset) -> tuple[jax.Array, np.ndarray]:
     return frame(states.qpos, states.qvel, states.body_pos, env.character).reshape(len(times), -1), clip_ids
 
 
-def agent_transitions(pretrained, num_latents: int, steps: int, seed: int = 0) -> jax.Array:
-    """Features of the policy's transitions, one random latent per character held for `steps` steps."""
+def agent_transitions(pretrained, num_latents: int, steps: int, seed: int = 0) -> tuple[jax.Array, jax.Array]:
+    """(raw transitions (steps, num_latents, 2F), whether each is the policy's own (steps, num_latents):
+    not a reset's stale pair) of characters each holding one random latent for `steps` steps."""
     env = pretrained.env
     k_reset, k_z = jax.random.split(jax.random.PRNGKey(seed))
     z = sample_latents(k_z, (num_latents,), pretrained.config.ase.latent_dim)
@@ -130,5 +119,11 @@ def agent_transitions(pretrained, num_latents: int, steps: int, seed: int = 0) -
         return unroll(env, start, latent_policy(pretrained.action, z), steps, record)[2]
 
     pairs, done = run(reset_batch(env, k_reset, num_latents))
-    pairs = pairs.reshape(-1, pairs.shape[-1])[np.asarray(done).reshape(-1) == 0]  # skip resets' stale pairs
-    return _pair_features(pairs, pretrained.amp_norm, env.amp_obs_size)
+    return pairs, done == 0
+
+
+def nearest_clip_counts(pose: "PoseReference", pairs: jax.Array, valid: jax.Array, num_clips: int) -> np.ndarray:
+    """Per clip, how many of the valid transitions `pairs` (T, E, 2F) have their nearest demo
+    transition in it."""
+    _, clip = pose.match(pairs)
+    return np.asarray(clip_counts(clip, valid, num_clips))

@@ -10,13 +10,13 @@ import importlib.metadata
 import importlib.util
 import os
 import pkgutil
-from collections import OrderedDict
 
 import jax
 
 from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
+from ase_jax.compile_cache import CompileCache
 from ase_jax.config import Config, resolve_path, to_dict
 from ase_jax.env_factory import make_env, purpose_config
 from ase_jax.errors import AseInputError
@@ -58,12 +58,9 @@ def build_pretrain(config: Config):
     return make_env(config, "train", character=character, dataset=dataset), dataset
 
 
-# Compiled training functions of the last few (config, motion data) pairs. Repeated runs in one
-# process (a notebook, the tests) reuse them instead of compiling again; this also bounds memory:
-# XLA:CPU keeps every executable's code mapped (2,000-5,000 memory maps for one training iteration)
-# while jax's caches hold it, and Linux allows a process 65,530 maps.
-_COMPILED: OrderedDict = OrderedDict()
-_COMPILED_MAX = 2
+# Compiled training functions of the last two (config, motion data) pairs: repeated runs in one
+# process (a notebook, the tests) reuse them instead of compiling again.
+_TRAIN_FNS = CompileCache("training functions", max_entries=2)
 
 
 def compiled_train_fns(config: Config):
@@ -76,13 +73,7 @@ def compiled_train_fns(config: Config):
     # picks the env's fall states, which the compiled step holds).
     computed = {k: v for k, v in to_dict(config).items() if k != "run"}
     key = (repr(computed), config.run.seed, digest.hexdigest(), tuple(jax.local_devices()))
-    if key in _COMPILED:
-        _COMPILED.move_to_end(key)
-    else:
-        _COMPILED[key] = (env, make_train_fns(config, env))
-        while len(_COMPILED) > _COMPILED_MAX:
-            _COMPILED.popitem(last=False)
-    env, fns = _COMPILED[key]
+    env, fns = _TRAIN_FNS.get(key, lambda: (env, make_train_fns(config, env)))
     return env, dataset, fns
 
 

@@ -52,9 +52,9 @@ def _release_compiled_programs():
     yield
     import gc
 
-    from ase_jax import launch
+    from ase_jax import compile_cache
 
-    launch._COMPILED.clear()
+    compile_cache.clear_all()
     jax.clear_caches()
     gc.collect()
 

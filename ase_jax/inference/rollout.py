@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ase_jax.compile_cache import CompileCache
 from ase_jax.env.interface import vmap_envs
 
 Policy = Callable[[Any, Any, jax.Array], tuple[Any, jax.Array, Any]]
@@ -77,7 +78,9 @@ def task_controller(policy, start):
 
 # --- playback --------------------------------------------------------------------------------------
 
-_COMPILED: dict = {}  # what is compiled once per process: loaded models and their jitted rollouts
+# Loaded models and their jitted rollouts, compiled once per process (a viewer or notebook plays
+# the same run again and again).
+_PLAYBACK = CompileCache("playback rollouts", max_entries=4)
 
 
 def load_for_playback(checkpoint):
@@ -86,8 +89,8 @@ def load_for_playback(checkpoint):
     from ase_jax.checkpoint import find_checkpoint
     from ase_jax.inference.pretrained import load_pretrained
 
-    key = ("pretrained",) + tuple(map(str, find_checkpoint(checkpoint)))
-    if key not in _COMPILED:
+
+    def build():
         pretrained = load_pretrained(checkpoint, purpose="play")
 
         @jax.jit
@@ -98,8 +101,9 @@ def load_for_playback(checkpoint):
                                 lambda s, z: s.data.qpos)
             return jnp.concatenate([start.data.qpos[None], qpos]).swapaxes(0, 1)
 
-        _COMPILED[key] = (pretrained, run)
-    return _COMPILED[key]
+        return pretrained, run
+
+    return _PLAYBACK.get(("pretrained",) + tuple(map(str, find_checkpoint(checkpoint))), build)
 
 
 def latent_rollout(checkpoint, latents: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -114,8 +118,7 @@ def task_rollout(policy, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     """(qpos (T, nq), target marker (T, 3), NaN where the task draws none) of a task policy
     (`inference.task_policy.TaskPolicy`) over T = `steps` control steps, the first being the initial
     state. Compiled once per policy and length."""
-    key = ("task", id(policy), steps)
-    if key not in _COMPILED:
+    def build():
         env = policy.env
         marker = jax.vmap(env.task.marker)
 
@@ -128,6 +131,8 @@ def task_rollout(policy, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
             first = (start.data.qpos[None], marker(start.task, start.data)[None])
             return tuple(jnp.concatenate([a, b])[:, 0] for a, b in zip(first, (qpos, mark)))
 
-        _COMPILED[key] = run
-    qpos, mark = _COMPILED[key](jax.random.PRNGKey(seed))
+        return policy, run  # the entry keeps the policy alive, so its id is not reused while cached
+
+    _, run = _PLAYBACK.get(("task", id(policy), steps), build)
+    qpos, mark = run(jax.random.PRNGKey(seed))
     return np.asarray(qpos), np.asarray(mark)

@@ -366,7 +366,7 @@ def main(argv=None) -> int:
             return 0
         if args.command == "plan":
             from ase_jax import plan
-            from ase_jax.launch import compiled_train_fns
+            from ase_jax.training_setup import compiled_train_fns
 
             env = compiled_train_fns(config)[0]  # the env pretrain would build (cached per config)
             rows, line = plan.plan(config, env, list(args.sizes or [config.ppo.num_envs]), direct=args.direct)

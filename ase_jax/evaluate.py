@@ -48,7 +48,7 @@ from ase_jax.motions.dataset import load_dataset
 
 
 def diversity(checkpoint, motions=None, num_latents: int = 64, seconds: float = 10.0, seed: int = 0) -> dict:
-    from ase_jax.inference.pretrained import load_pretrained
+    from ase_jax.inference.pretrained_loading import load_pretrained
 
     pretrained = load_pretrained(checkpoint)  # the rollout vmaps over its own num_latents characters
     dataset = load_dataset(resolve_path(motions or pretrained.config.env.motions),

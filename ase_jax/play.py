@@ -144,7 +144,7 @@ def build_parser() -> cli.Parser:
 def _run(args) -> int:
     player = play
     if args.engine == "mujoco":
-        from ase_jax.inference.mujoco_player import play as player
+        from ase_jax.inference.mujoco_player import play_in_mujoco as player
     player(args.checkpoint, latent=args.latent, seconds=args.seconds, video=args.video, seed=args.seed,
            grid=args.grid, interpolate=args.interpolate, task=args.task, width=args.width, height=args.height)
     return 0

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from ase_jax import plan
 from ase_jax.config import Config
-from ase_jax.launch import compiled_train_fns, machine_default_config
+from ase_jax.training_setup import compiled_train_fns, machine_default_config
 from ase_jax.run_loop import command_console, pretraining_next_steps, run_command, train_loop
 
 

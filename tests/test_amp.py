@@ -174,7 +174,7 @@ def tiny_amp_run(tmp_path_factory):
 def test_amp_checkpoint_round_trip_and_play(tiny_amp_run, tmp_path):
     from ase_jax import play
     from ase_jax.checkpoint import read_checkpoint
-    from ase_jax.inference.pretrained import load_pretrained
+    from ase_jax.inference.pretrained_loading import load_pretrained
 
     _, step, arrays, layout, saved = read_checkpoint(tiny_amp_run)
     assert saved["ase"]["latent_dim"] == 0  # the checkpoint says it is plain AMP
@@ -197,8 +197,9 @@ def test_amp_export_matches_jax_and_has_no_latent_input(tiny_amp_run, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')")
     pytest.importorskip("onnx", reason="the export extra is not installed (pip install -e '.[export]')")
     from ase_jax import export
-    from ase_jax.inference.mujoco_player import Simulation, load_policy
-    from ase_jax.inference.pretrained import load_pretrained
+    from ase_jax.inference.mujoco_player import Simulation
+    from ase_jax.inference.player_policy import load_player_policy as load_policy
+    from ase_jax.inference.pretrained_loading import load_pretrained
 
     meta = export.export(tiny_amp_run, tmp_path)
     assert meta["llc"]["latent_dim"] == 0 and list(meta["llc"]["inputs"]) == ["obs"]
@@ -221,7 +222,7 @@ def test_amp_export_matches_jax_and_has_no_latent_input(tiny_amp_run, tmp_path):
 @pytest.mark.timeout(900)
 def test_a_task_on_an_amp_llc_is_refused(tiny_amp_run):
     from ase_jax.errors import AseInputError
-    from ase_jax.launch import load_llc
+    from ase_jax.training_setup import load_llc
 
     config = load_config("task_tiny", {"name": "heading", "llc": str(tiny_amp_run)})
     with pytest.raises(AseInputError, match="plain AMP run .*--scratch"):

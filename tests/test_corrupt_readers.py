@@ -17,8 +17,8 @@ import pytest
 from ase_jax import render  # first: sets MUJOCO_GL before a GL context exists
 from ase_jax import evaluate, export, play, task  # noqa: E402
 from ase_jax.config import load_config  # noqa: E402
-from ase_jax.inference.pretrained import load_pretrained  # noqa: E402
-from ase_jax.launch import load_llc  # noqa: E402
+from ase_jax.inference.pretrained_loading import load_pretrained  # noqa: E402
+from ase_jax.training_setup import load_llc  # noqa: E402
 from conftest import CHECKPOINT_DAMAGE  # noqa: E402
 
 GL_PROBLEM = render.gl_problem()

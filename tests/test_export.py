@@ -35,7 +35,8 @@ def _observations(obs_norm, real, n: int, seed: int) -> np.ndarray:
 
 def _real_observations(folder, steps: int = 20) -> np.ndarray:
     """Observations of a C MuJoCo rollout of the exported policy (the env's observation code on MjData)."""
-    from ase_jax.inference.mujoco_player import Simulation, load_policy
+    from ase_jax.inference.mujoco_player import Simulation
+    from ase_jax.inference.player_policy import load_player_policy as load_policy
 
     policy = load_policy(folder)
     sim = Simulation(policy, seed=0)
@@ -60,7 +61,7 @@ def exported_heading(tiny_heading_run, tmp_path_factory):
 
 
 def test_llc_onnx_matches_jax(tiny_pretrained_run, exported_pretrained):
-    from ase_jax.inference.pretrained import load_pretrained
+    from ase_jax.inference.pretrained_loading import load_pretrained
 
     folder, meta = exported_pretrained
     assert sorted(p.name for p in folder.iterdir()) == ["llc.onnx", "policy.json"]

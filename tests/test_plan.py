@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from ase_jax import bench, launch, plan, pretrain
+from ase_jax import bench, plan, pretrain, training_setup
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
 from ase_jax.env.toy import ToyEnv, toy_config
@@ -18,7 +18,7 @@ from ase_jax.env.toy import ToyEnv, toy_config
 @pytest.fixture(scope="module")
 def tiny():
     config = load_config("tiny", {})
-    return config, launch.compiled_train_fns(config)[0]
+    return config, training_setup.compiled_train_fns(config)[0]
 
 
 @pytest.mark.timeout(600)
@@ -87,7 +87,7 @@ def test_a_step_that_fits_is_trained_with_the_compile_of_the_check(tiny):
     """Where it fits, pretrain trains with the step the check compiled: no second compile, the same
     numbers as the step compiled on its first call."""
     config, env = tiny
-    fns = launch.compiled_train_fns(config)[2]
+    fns = training_setup.compiled_train_fns(config)[2]
     if plan.free_device_memory() is None:  # the CPU: nothing to check, nothing compiled ahead
         assert plan.compile_checked(config, env, fns) is fns
     checked = plan.compile_checked(config, env, fns, free_bytes=2**40)

@@ -41,7 +41,7 @@ ROLLOUT_ROOT = 0.5  # m, largest root-position difference over the 30 free-runni
 @pytest.fixture(scope="module")
 def mjx_rollout(tiny_pretrained_run):
     """The MJX env's 30 steps: qpos, qvel, obs of every state (0 = the reset state) and the actions."""
-    from ase_jax.inference.pretrained import load_pretrained
+    from ase_jax.inference.pretrained_loading import load_pretrained
 
     # No early termination: the untrained policy falls around step 30 and the env would reset.
     pretrained = load_pretrained(tiny_pretrained_run, purpose="perturb")

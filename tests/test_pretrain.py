@@ -78,7 +78,7 @@ def test_a_resumed_state_has_the_types_and_devices_of_a_fresh_one(two_iterations
     for a fresh start: a weakly typed leaf or host arrays would make it another one."""
     import jax
 
-    from ase_jax.launch import compiled_train_fns
+    from ase_jax.training_setup import compiled_train_fns
     from ase_jax.run_loop import train_loop
 
     workdir, _, _ = two_iterations
@@ -102,7 +102,7 @@ def test_resume_refuses_a_different_run(two_iterations):
 MULTI_DEVICE_SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from ase_jax.config import load_config
-    from ase_jax.launch import build_pretrain as build
+    from ase_jax.training_setup import build_pretrain as build
     from ase_jax.agents.ase.train import make_train_fns
     assert jax.local_device_count() == 2, jax.devices()
     config = load_config("tiny", {"diversity_coef": 0.0, "amp_minibatch_size": 16})
@@ -153,7 +153,7 @@ def test_two_devices():
 def test_runs_with_equal_configs_share_compiled_functions(tmp_path):
     """Repeated runs in one process (notebooks, tests) reuse the compiled step instead of compiling
     (and mapping) it again; anything that changes the computation gets its own."""
-    from ase_jax.launch import compiled_train_fns
+    from ase_jax.training_setup import compiled_train_fns
 
     _, _, a = compiled_train_fns(_config(tmp_path / "a", total_steps=64))
     _, _, b = compiled_train_fns(_config(tmp_path / "b", total_steps=128, checkpoint_every=3))

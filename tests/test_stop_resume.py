@@ -19,7 +19,7 @@ from rich.console import Console
 
 from ase_jax.checkpoint import read_checkpoint
 from ase_jax.config import load_config
-from ase_jax.launch import compiled_train_fns
+from ase_jax.training_setup import compiled_train_fns
 from ase_jax.pretrain import train
 from ase_jax.run_loop import TrainingStopped, train_loop
 from conftest import REPO_ROOT, TEST_CACHE_DIR

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from ase_jax import quat
-from ase_jax.inference.pretrained import load_pretrained
+from ase_jax.inference.pretrained_loading import load_pretrained
 from ase_jax.checkpoint import Checkpointer, select_subtree
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
-from ase_jax.launch import build_task as build
+from ase_jax.training_setup import build_task as build
 from ase_jax.task import main as task_main
 from ase_jax.tasks import TASKS, make_task
 from ase_jax.tasks.heading import heading_reward

@@ -281,7 +281,7 @@ def view(sim: Simulation, z, console: Console) -> None:
             time.sleep(max(0.0, dt - (time.perf_counter() - tick)))
 
 
-def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=None, seed: int = 0,
+def play_in_mujoco(checkpoint, latent: str | None = None, seconds: float = 10.0, video=None, seed: int = 0,
          grid: int | None = None, interpolate: str | None = None, task: str | None = None,
          width: int = 640, height: int = 480, console: Console | None = None):
     """`play --engine=mujoco`: the policy of a run or an export folder in C MuJoCo; returns the video

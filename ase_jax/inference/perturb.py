@@ -161,7 +161,7 @@ def load_controller(checkpoint) -> Controller:
 
         return Controller(policy.env, policy.step, f"{policy.config.task.name} controller",
                           lambda key, start: task_controller(policy, start))
-    from ase_jax.inference.pretrained import load_pretrained
+    from ase_jax.inference.pretrained_loading import load_pretrained
 
     model = load_pretrained(checkpoint, purpose="perturb")
 

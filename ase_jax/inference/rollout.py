@@ -87,7 +87,7 @@ def load_for_playback(checkpoint):
     """The pre-trained model of a run folder or checkpoint folder, in its env with the playback
     overrides (loaded once per process)."""
     from ase_jax.checkpoint import find_checkpoint
-    from ase_jax.inference.pretrained import load_pretrained
+    from ase_jax.inference.pretrained_loading import load_pretrained
 
 
     def build():

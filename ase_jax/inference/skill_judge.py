@@ -300,7 +300,7 @@ def judge_checkpoint(checkpoint, motions=None, num_latents: int = 16, episodes: 
     """The judge of a pre-training run's checkpoint: N x K characters from the standing pose
     (playback's env: no fallen starts, no time-out) for `seconds` each."""
     from ase_jax.config import resolve_path
-    from ase_jax.inference.pretrained import load_pretrained
+    from ase_jax.inference.pretrained_loading import load_pretrained
     from ase_jax.motions.dataset import load_dataset
 
     check_sizes(num_latents, episodes)

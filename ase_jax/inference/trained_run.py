@@ -11,7 +11,7 @@ from pathlib import Path
 from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.checkpoint import find_checkpoint, read_saved_config
 from ase_jax.errors import AseInputError
-from ase_jax.inference.pretrained import load_pretrained
+from ase_jax.inference.pretrained_loading import load_pretrained
 from ase_jax.inference.task_policy import TaskPolicy, load_task_policy
 
 

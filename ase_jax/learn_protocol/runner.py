@@ -95,7 +95,7 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     """Trains `config` by the protocol in `out`, through the training loop of `pretrain`
     (`run_loop.train_loop`: checkpoints, resume, divergence stop), evaluating from its progress
     hook; rerun on the same folder, it continues from the latest checkpoint."""
-    from ase_jax.launch import compiled_train_fns
+    from ase_jax.training_setup import compiled_train_fns
 
     hp = config.ppo
     per_iteration = hp.num_envs * hp.horizon

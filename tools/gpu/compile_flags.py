@@ -24,7 +24,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import jax
 from ase_jax.config import load_config
-from ase_jax.launch import compiled_train_fns
+from ase_jax.training_setup import compiled_train_fns
 config = load_config("reallusion", {"motions": sys.argv[1]})
 _, _, fns = compiled_train_fns(config)
 state = fns.init(jax.random.PRNGKey(0))

@@ -1,5 +1,5 @@
 """A pre-trained ASE model as the task stage and playback use it: the low-level policy, its
-normaliser, the discriminator and encoder, and an environment. `ase_jax.inference.pretrained`
+normaliser, the discriminator and encoder, and an environment. `ase_jax.inference.pretrained_loading`
 loads one from a run; the task stage's training (agents/hlc) takes one and imports no loader."""
 
 from __future__ import annotations

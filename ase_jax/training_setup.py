@@ -20,7 +20,7 @@ from ase_jax.compile_cache import CompileCache
 from ase_jax.config import Config, resolve_path, to_dict
 from ase_jax.env_factory import make_env, purpose_config
 from ase_jax.errors import AseInputError
-from ase_jax.inference.pretrained import load_pretrained
+from ase_jax.inference.pretrained_loading import load_pretrained
 from ase_jax.motions.dataset import load_dataset
 
 

@@ -46,6 +46,16 @@ def _checkpoints(workdir) -> list[int]:
 def test_a_signal_stops_at_the_iteration_boundary_with_a_checkpoint_there(tmp_path, signum):
     """The signal arrives during iteration 3 (from the progress hook); checkpoints are due every 100
     iterations, so the one at 3 is the stop's."""
+    # pytest-xdist's workers ignore SIGINT, and the loop leaves an ignored signal ignored (as a
+    # shell's background job needs): give this process Python's own SIGINT handler, as a terminal does.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _stop_and_resume(tmp_path, signum)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _stop_and_resume(tmp_path, signum):
     config = _config(tmp_path, total_steps=10 * PER_ITERATION, checkpoint_every=100)
     _, _, fns = compiled_train_fns(config)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 from rich.console import Console
 
+from ase_jax.compile_cache import CompileCache
 from ase_jax.config import Config, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.inference.evaluator import CompileAhead, judge_metrics, make_evaluator
@@ -34,6 +35,7 @@ DEFAULT_CONFIG = "cpu"
 DEFAULT_SAMPLES = 1_024_000
 DEFAULT_EVAL_EVERY = 50
 VIDEO_CHARACTERS = 4
+_EVALUATORS = CompileCache("bench learn evaluators", max_entries=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,9 +111,13 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
     wall0 = time.perf_counter()
     with console.status("building the environment and compiling the training step"):
         env, dataset, fns = compiled_train_fns(config)
-        evaluate, eval_env, judge_plan = make_evaluator(
-            config, env, dataset, fns.networks, eval_envs=protocol.eval_envs, eval_seconds=protocol.eval_seconds,
-            judge_latents=protocol.judge_latents, judge_episodes=protocol.judge_episodes, shown=VIDEO_CHARACTERS)
+        # The evaluator of these training functions (the same object for an equal config and data,
+        # training_setup's cache) and sizes is traced and compiled once per process.
+        sizes = dict(eval_envs=protocol.eval_envs, eval_seconds=protocol.eval_seconds,
+                     judge_latents=protocol.judge_latents, judge_episodes=protocol.judge_episodes)
+        _, (evaluate, eval_env, judge_plan) = _EVALUATORS.get(
+            (id(fns), *sizes.values()),  # the entry holds fns, so its id is not reused while cached
+            lambda: (fns, make_evaluator(config, env, dataset, fns.networks, shown=VIDEO_CHARACTERS, **sizes)))
     clip_names = [c.name for c in dataset.clips]
     console.print(f"bench learn: {env.character.name}, {len(dataset.clips)} clips, {hp.num_envs} envs, "
                   f"{iterations} iterations of {per_iteration} samples, ablation {protocol.ablation}, "

@@ -24,7 +24,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from ase_jax import distributed, run_log
 from ase_jax.checkpoint import Checkpointer
-from ase_jax.config import Config, config_from_args, to_dict
+from ase_jax.config.flags import config_from_args
+from ase_jax.config.schema import Config, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.run_log import RunLogger
 
@@ -159,7 +160,7 @@ class _NoLogger:
 
 def run_command(train, argv: list[str], command: str, default_config) -> int:
     """The body of a training command: config from `argv` (`--config=NAME --key=value ...`, read
-    once, by `config.config_from_args`; a config written for `command`; without --config
+    once, by `config.flags.config_from_args`; a config written for `command`; without --config
     `default_config`, a name or a function of the console returning one), then
     `train(config, console)`; bad input is printed as one clear line and exits with status 1.
 
@@ -168,9 +169,9 @@ def run_command(train, argv: list[str], command: str, default_config) -> int:
     process 0 prints progress.
 
     `--help` (`-h`) prints every config key of the command's sections, with type, default and help
-    (`ase_jax.config.config_help`), and returns 0."""
+    (`ase_jax.config.help.config_help`), and returns 0."""
     from ase_jax import cli
-    from ase_jax.config import config_help
+    from ase_jax.config.help import config_help
 
     if cli.wants_help(argv):  # the defaults shown are those of the config this machine would run
         print(config_help(command, default_config(None) if callable(default_config) else default_config), end="")

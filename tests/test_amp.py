@@ -16,7 +16,8 @@ from rich.console import Console
 from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses, networks as ase_networks
 from ase_jax.agents.ase.train import make_train_fns
-from ase_jax.config import ConfigError, load_config
+from ase_jax.config import load_config
+from ase_jax.config.keys import ConfigError
 from ase_jax.env.toy import ToyEnv, toy_config
 from ase_jax.inference.rollout import latent_rollout
 

@@ -14,7 +14,9 @@ from rich.console import Console
 
 from ase_jax import evaluate, play, pretrain, task
 from ase_jax.agents.ase.train import make_train_fns
-from ase_jax.config import config_from_args, load_config, to_dict
+from ase_jax.config import load_config
+from ase_jax.config.flags import config_from_args
+from ase_jax.config.schema import to_dict
 from ase_jax.env.toy import ToyEnv, toy_config
 from ase_jax.run_loop import pretraining_next_steps, run_command, runs_here, tensorboard_hint, train_loop
 

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from rich.console import Console
 
-from ase_jax.config import Config, to_dict
+from ase_jax.config.schema import Config, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.inference.evaluator import CompileAhead, judge_metrics, make_evaluator
 from ase_jax.learn_protocol.curves import (TRAIN_KEYS, improvement_summary, plot_curves, print_reference_comparison,

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ase_jax import distributed, run_log
-from ase_jax.checkpoint import Checkpointer
+from ase_jax.checkpoint.checkpointer import Checkpointer
 from ase_jax.config.flags import config_from_args
 from ase_jax.config.schema import Config, to_dict
 from ase_jax.errors import AseInputError

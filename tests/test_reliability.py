@@ -19,7 +19,7 @@ from rich.console import Console
 from ase_jax.inference import pretrained_loading as policy_lib
 from ase_jax.agents.ase import train as train_lib
 from ase_jax.character import CharacterSpec, load_character
-from ase_jax.checkpoint import Checkpointer
+from ase_jax.checkpoint.checkpointer import Checkpointer
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset

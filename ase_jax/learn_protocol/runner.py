@@ -65,7 +65,7 @@ def earlier_run(out: Path, protocol: Protocol, config: Config) -> dict | None:
     none). The folder is a run folder (`checkpoints/`): a rerun resumes from its latest checkpoint,
     as `pretrain` does, and `--samples` may grow. A training run's folder, or a bench learn run of
     another protocol or config, is refused, and nothing in it is changed."""
-    from ase_jax.checkpoint import config_differences
+    from ase_jax.checkpoint.mismatch import config_differences
 
     learn = out / "learn.json"
     if (out / "checkpoints").exists() and not learn.is_file():

@@ -236,7 +236,7 @@ def test_a_plain_amp_run_is_not_pointed_at_skills():
     policy for plain AMP."""
     from ase_jax import pretrain
     from ase_jax.learn_protocol import runner
-    from ase_jax.run_loop import pretraining_next_steps
+    from ase_jax.run_loop.results import pretraining_next_steps
 
     for skill_steps in (pretrain.NEXT_STEPS, runner.NEXT_STEPS):
         amp = pretraining_next_steps(load_config("amp_tiny", {}), skill_steps)

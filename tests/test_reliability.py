@@ -26,7 +26,7 @@ from ase_jax.motions.dataset import load_dataset
 from ase_jax import pretrain as pretrain_lib
 from ase_jax.training_setup import build_pretrain as build
 from ase_jax.pretrain import train
-from ase_jax.run_loop import TrainingDiverged
+from ase_jax.run_loop.loop import TrainingDiverged
 from conftest import REPO_ROOT, TEST_CACHE_DIR
 
 KILL_ITERATIONS = 40

@@ -23,7 +23,8 @@ from ase_jax.inference.evaluator import CompileAhead, judge_metrics, make_evalua
 from ase_jax.learn_protocol.curves import (TRAIN_KEYS, improvement_summary, plot_curves, print_reference_comparison,
                                            reference_comparison)
 from ase_jax.profiling import peak_memory
-from ase_jax.run_loop import pretraining_next_steps, train_loop
+from ase_jax.run_loop import train_loop
+from ase_jax.run_loop.results import pretraining_next_steps
 
 # control: the recipe with no skill-discovery pressure (no encoder reward, no diversity term) but the
 # encoder still trained, so that its similarity gap measures what the init and imitation alone put

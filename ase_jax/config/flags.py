@@ -11,8 +11,8 @@ from ase_jax.config.schema import Config
 
 def parse_config_flags(args: list[str]) -> tuple[str | None, dict]:
     """(config name or None, overrides) from `--key=value`, `--key value` and, for a bool key, a
-    bare `--key` (true) or `--key false`: the one reading of a training command's argv. It lives
-    beside the schema because it needs it (a bare flag is a bool key's, a path stays a string)."""
+    bare `--key` (true) or `--key false`: the one reading of a training command's argv. It asks the
+    declarations which keys are bools and strings (a bare flag is a bool key's, a path stays a string)."""
     name, overrides = None, {}
     args = list(args)
     i = 0

@@ -4,7 +4,6 @@ iteration with metrics logged, checkpoints saved, the divergence stop and a clea
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
@@ -20,7 +19,7 @@ from ase_jax.config.schema import Config, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.run_loop.progress import IterationProgress
 from ase_jax.run_loop.results import print_results
-from ase_jax.run_loop.run_files import open_metrics_log, run_info
+from ase_jax.run_loop.run_files import open_metrics_log, write_run_info
 from ase_jax.run_loop.stop import StopRequests, TrainingStopped, stopped_message
 
 
@@ -95,7 +94,7 @@ def _train_loop(config: Config, fns, console: Console, label: str, max_iteration
         console = Console(quiet=True)
     workdir.mkdir(parents=True, exist_ok=True)
     if primary:
-        (workdir / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str))
+        write_run_info(workdir, config)
 
     steps_per_iteration = hp.num_envs * hp.horizon
     total_iterations = math.ceil(run.total_steps / steps_per_iteration)

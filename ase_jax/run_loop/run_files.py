@@ -4,6 +4,7 @@ devices it ran with) and its metrics log, cut back to the checkpoint it resumes 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import platform
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def run_info(config: Config) -> dict:
     return {"config": to_dict(config), "versions": versions, "python": platform.python_version(),
             "devices": [str(d) for d in jax.local_devices()], "processes": jax.process_count(),
             "global_devices": jax.device_count()}
+
+
+def write_run_info(workdir: Path, config: Config) -> None:
+    (workdir / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str))
 
 
 class _NoLogger:

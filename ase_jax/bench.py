@@ -55,7 +55,8 @@ import numpy as np
 from ase_jax.mjx_import import mjx
 
 from ase_jax import cli
-from ase_jax.config import config_from_args, load_config
+from ase_jax.config import load_config
+from ase_jax.config.flags import config_from_args
 from ase_jax.env.interface import vmap_envs
 from ase_jax.env_factory import make_env
 from ase_jax.errors import AseInputError

@@ -73,7 +73,8 @@ from rich.console import Console
 from ase_jax import cli
 from ase_jax.agents.ase.latent_path import latent_path_diagnostics
 from ase_jax.character import load_character
-from ase_jax.config import Config, config_from_args
+from ase_jax.config import Config
+from ase_jax.config.flags import config_from_args
 from ase_jax.env import observations as obs_lib
 from ase_jax.errors import AseInputError
 from ase_jax.inference.skill_judge import check_sizes

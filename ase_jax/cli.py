@@ -10,7 +10,7 @@
 Commands without a config (`play`, `evaluate`, `bench`, `motions`) declare their options on a
 `Parser` and run through `run(parser, argv, body)`. The training commands (`pretrain`, `task`) take
 config keys (`ase_jax.config`): their help is generated from the config dataclasses
-(`config.config_help`) and printed by `ase_jax.run_loop.run_command`.
+(`config.help.config_help`) and printed by `ase_jax.run_loop.run_command`.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def exit_now_if_joined(status: int) -> None:
 def dataset_digest(config) -> str:
     """A digest of the motion files the config names (the clip bytes and weights), or of the error
     reading them (which the run itself will then report)."""
-    from ase_jax.config import resolve_path
+    from ase_jax.package_data import resolve_path
     from ase_jax.motions.dataset import read_dataset_entries
 
     digest = hashlib.sha256()
@@ -194,7 +194,7 @@ def check_agreement(config) -> None:
     version and number of local devices; a DistributedError naming what differs otherwise."""
     if not is_multiprocess():
         return
-    from ase_jax.config import to_dict
+    from ase_jax.config.schema import to_dict
 
     values = to_dict(config)
     values["run"] = {k: v for k, v in values["run"].items() if k != "process_id"}

@@ -38,7 +38,7 @@ import os
 import mujoco
 import numpy as np
 
-from ase_jax.config import parse_torque_limit
+from ase_jax.config.sections import parse_torque_limit
 from ase_jax.quat import _xp  # numpy or jax.numpy, by the inputs' type
 
 # Stiffness of the per-axis limit springs in multiples of the axis's kp. A drive pushing into a limit

@@ -20,10 +20,11 @@ the task's own settings (`Task.config_overrides`, e.g. getup's fallen starts) ap
 from __future__ import annotations
 
 from ase_jax.character import load_character
-from ase_jax.config import Config, resolve_path
+from ase_jax.config import Config
 from ase_jax.env import HumanoidEnv
 from ase_jax.motions.dataset import load_dataset
 from ase_jax.motions.library import build_motion_lib
+from ase_jax.package_data import resolve_path
 from ase_jax.tasks import make_task
 
 _PLAY = {"fall_init_prob": 0.0, "recovery_episode_prob": 0.0, "episode_length": 1_000_000_000}

@@ -38,13 +38,13 @@ import sys
 from pathlib import Path
 
 from ase_jax import cli
-from ase_jax.config import resolve_path
 from ase_jax.errors import AseInputError
 from ase_jax.checkpoint import find_checkpoint
 from ase_jax.inference import perturb, skill_judge
 from ase_jax.inference.perturb import PUSH_WINDOW
 from ase_jax.inference.skill_metrics import PoseReference, agent_transitions, nearest_clip_counts, summarize
 from ase_jax.motions.dataset import load_dataset
+from ase_jax.package_data import resolve_path
 
 
 def diversity(checkpoint, motions=None, num_latents: int = 64, seconds: float = 10.0, seed: int = 0) -> dict:

@@ -5,7 +5,8 @@ In the repository they are the top-level folders `configs/`, `humanoid_xml/` and
 `motions/bundled/dataset.yaml`). An installed wheel (`pip install .`, `pip install git+URL`) carries
 the same folders inside the package, as `ase_jax/_data/configs/` and so on (setup.py maps them
 there). Every lookup goes through `data_path`, which takes the installed copy where there is one
-and the checkout's folders otherwise (a source tree on PYTHONPATH, an editable install).
+and the checkout's folders otherwise (a source tree on PYTHONPATH, an editable install). A path a
+user gives (a config's `motions`, `--motions`) is found by `resolve_path`: as given, else in the data.
 """
 
 from __future__ import annotations
@@ -31,3 +32,15 @@ def data_root() -> Path:
 def data_path(relative: str | Path) -> Path:
     """`relative` (e.g. "configs", "motions/bundled/dataset.yaml") in the project's data."""
     return data_root() / relative
+
+
+def resolve_path(value: str) -> Path:
+    """A path as given if it is absolute or exists from the current directory, else one of the
+    project's data files (`motions/bundled/dataset.yaml`, from any folder and in an installed
+    package) where that exists, else as given (an error then names the path the user typed)."""
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    packaged = data_path(path)
+    return packaged if packaged.exists() else path
+

@@ -26,7 +26,7 @@ import math
 import jax
 
 from ase_jax.agents.ase.train import make_train_fns
-from ase_jax.config import Config, to_dict
+from ase_jax.config.schema import Config, to_dict
 from ase_jax.errors import AseInputError
 
 # Share of the free device memory the plan may use: XLA's figures leave out the executable's code,

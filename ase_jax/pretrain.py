@@ -16,7 +16,9 @@ from rich.console import Console
 from ase_jax import plan
 from ase_jax.config import Config
 from ase_jax.training_setup import compiled_train_fns, machine_default_config
-from ase_jax.run_loop import command_console, pretraining_next_steps, run_command, train_loop
+from ase_jax.run_loop import run_command, train_loop
+from ase_jax.run_loop.command import command_console
+from ase_jax.run_loop.results import pretraining_next_steps
 
 
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:

@@ -18,10 +18,11 @@ import jax
 from rich.console import Console
 
 from ase_jax.agents.hlc.train import make_hlc_train_fns
-from ase_jax.config import Config, to_dict
+from ase_jax.config.schema import Config, to_dict
 from ase_jax.inference.task_policy import LLC_CONFIG_KEY
 from ase_jax.training_setup import build_task, machine_default_config
-from ase_jax.run_loop import command_console, run_command, train_loop
+from ase_jax.run_loop import run_command, train_loop
+from ase_jax.run_loop.command import command_console
 
 
 def train(config: Config, console: Console | None = None, max_iterations: int | None = None) -> dict:

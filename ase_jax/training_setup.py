@@ -17,11 +17,12 @@ from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.character import load_character
 from ase_jax.compile_cache import CompileCache
-from ase_jax.config import Config, resolve_path, to_dict
+from ase_jax.config.schema import Config, to_dict
 from ase_jax.env_factory import make_env, purpose_config
 from ase_jax.errors import AseInputError
 from ase_jax.inference.pretrained_loading import load_pretrained
 from ase_jax.motions.dataset import load_dataset
+from ase_jax.package_data import resolve_path
 
 
 def accelerator_installed() -> bool:

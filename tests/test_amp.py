@@ -16,7 +16,8 @@ from rich.console import Console
 from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses, networks as ase_networks
 from ase_jax.agents.ase.train import make_train_fns
-from ase_jax.config import ConfigError, load_config
+from ase_jax.config import load_config
+from ase_jax.config.keys import ConfigError
 from ase_jax.env.toy import ToyEnv, toy_config
 from ase_jax.inference.rollout import latent_rollout
 
@@ -235,7 +236,7 @@ def test_a_plain_amp_run_is_not_pointed_at_skills():
     policy for plain AMP."""
     from ase_jax import pretrain
     from ase_jax.learn_protocol import runner
-    from ase_jax.run_loop import pretraining_next_steps
+    from ase_jax.run_loop.results import pretraining_next_steps
 
     for skill_steps in (pretrain.NEXT_STEPS, runner.NEXT_STEPS):
         amp = pretraining_next_steps(load_config("amp_tiny", {}), skill_steps)

@@ -76,7 +76,7 @@ def test_loop_finder_finds_a_loop():
 
 def test_config_names_agree_with_the_registries():
     from ase_jax.character import CHARACTERS
-    from ase_jax.config import CHARACTER_NAMES, TASK_NAMES
+    from ase_jax.config.sections import CHARACTER_NAMES, TASK_NAMES
     from ase_jax.tasks import TASKS
 
     assert sorted(CHARACTER_NAMES) == sorted(CHARACTERS) and sorted(TASK_NAMES) == sorted(TASKS)

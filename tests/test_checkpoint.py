@@ -10,8 +10,11 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import struct
 
-from ase_jax.checkpoint import (Checkpointer, CheckpointMismatch, UnreadableCheckpoint, find_checkpoint,
-                                read_checkpoint, read_saved_config, select_subtree)
+from ase_jax.checkpoint import find_checkpoint, read_checkpoint, read_saved_config
+from ase_jax.checkpoint.checkpointer import Checkpointer
+from ase_jax.checkpoint.layout import select_subtree
+from ase_jax.checkpoint.mismatch import CheckpointMismatch
+from ase_jax.checkpoint.reading import UnreadableCheckpoint
 from ase_jax.errors import AseInputError
 from conftest import CHECKPOINT_DAMAGE
 

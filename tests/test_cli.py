@@ -14,10 +14,13 @@ import pytest
 
 from ase_jax import render  # first: sets MUJOCO_GL before a GL context exists
 
-from ase_jax import cli, config as config_lib  # noqa: E402
+from ase_jax import cli  # noqa: E402
 from ase_jax import __main__ as top  # noqa: E402
 from ase_jax import bench, evaluate, play, pretrain, task  # noqa: E402
-from ase_jax.config import COMMANDS, SECTIONS, config_from_args, format_value, parse_config_flags  # noqa: E402
+from ase_jax.config.flags import config_from_args, parse_config_flags  # noqa: E402
+from ase_jax.config.help import config_help  # noqa: E402
+from ase_jax.config.keys import format_value  # noqa: E402
+from ase_jax.config.sections import COMMANDS, SECTIONS  # noqa: E402
 from ase_jax.motions.__main__ import main as motions_main  # noqa: E402
 from ase_jax.run_loop import run_command  # noqa: E402
 from conftest import REPO_ROOT  # noqa: E402
@@ -232,6 +235,6 @@ def test_no_gl_backend_is_one_clear_error_reported_once(monkeypatch):
 
 
 def test_config_help_is_generated_from_the_dataclasses():
-    text = config_lib.config_help("pretrain", "default")
+    text = config_help("pretrain", "default")
     assert "--learning_rate=float  (default: 2e-05)" in text
     assert "--actor_units=int,int,...  (default: 1024,1024,512)" in text

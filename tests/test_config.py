@@ -2,7 +2,11 @@
 
 import pytest
 
-from ase_jax.config import COMMANDS, ConfigError, SECTIONS, config_from_args, from_dict, load_config, to_dict
+from ase_jax.config import load_config
+from ase_jax.config.flags import config_from_args
+from ase_jax.config.keys import ConfigError
+from ase_jax.config.schema import from_dict, to_dict
+from ase_jax.config.sections import COMMANDS, SECTIONS
 from ase_jax.pretrain import main as pretrain_main
 from ase_jax.task import main as task_main
 

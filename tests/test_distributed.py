@@ -72,7 +72,7 @@ def _check_ok(results):
 
 
 def _saved_state(workdir, step) -> dict:
-    from ase_jax.checkpoint import Checkpointer
+    from ase_jax.checkpoint.checkpointer import Checkpointer
 
     ckpt = Checkpointer(workdir, 5)
     try:

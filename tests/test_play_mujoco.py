@@ -165,10 +165,12 @@ def test_mujoco_player_bad_input_is_one_line(tmp_path, capsys, exported):
 
 @pytest.mark.timeout(120)
 def test_export_env_settings_are_checked_as_a_checkpoint_config():
-    """policy.json's env section goes through the config module's checks (config.from_dict, as a
+    """policy.json's env section goes through the config module's checks (config.schema.from_dict, as a
     checkpoint's saved config): unknown keys and bad values are errors naming the key, missing keys
     take their defaults."""
-    from ase_jax.config import EnvConfig, to_dict, load_config
+    from ase_jax.config import load_config
+    from ase_jax.config.schema import to_dict
+    from ase_jax.config.sections import EnvConfig
     from ase_jax.errors import AseInputError
 
     saved = to_dict(load_config("tiny"))["env"]

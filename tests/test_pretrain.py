@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from ase_jax.checkpoint import Checkpointer
+from ase_jax.checkpoint.checkpointer import Checkpointer
 from ase_jax.config import load_config
 from ase_jax.pretrain import train
 from conftest import REPO_ROOT, TEST_CACHE_DIR

@@ -19,14 +19,14 @@ from rich.console import Console
 from ase_jax.inference import pretrained_loading as policy_lib
 from ase_jax.agents.ase import train as train_lib
 from ase_jax.character import CharacterSpec, load_character
-from ase_jax.checkpoint import Checkpointer
+from ase_jax.checkpoint.checkpointer import Checkpointer
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
 from ase_jax.motions.dataset import load_dataset
 from ase_jax import pretrain as pretrain_lib
 from ase_jax.training_setup import build_pretrain as build
 from ase_jax.pretrain import train
-from ase_jax.run_loop import TrainingDiverged
+from ase_jax.run_loop.loop import TrainingDiverged
 from conftest import REPO_ROOT, TEST_CACHE_DIR
 
 KILL_ITERATIONS = 40

@@ -14,9 +14,12 @@ from rich.console import Console
 
 from ase_jax import evaluate, play, pretrain, task
 from ase_jax.agents.ase.train import make_train_fns
-from ase_jax.config import config_from_args, load_config, to_dict
+from ase_jax.config import load_config
+from ase_jax.config.flags import config_from_args
+from ase_jax.config.schema import to_dict
 from ase_jax.env.toy import ToyEnv, toy_config
-from ase_jax.run_loop import pretraining_next_steps, run_command, runs_here, tensorboard_hint, train_loop
+from ase_jax.run_loop import run_command, train_loop
+from ase_jax.run_loop.results import pretraining_next_steps, runs_here, tensorboard_hint
 
 pytestmark = pytest.mark.timeout(300)
 ITERATION = 64 * 16  # the toy config's samples per iteration

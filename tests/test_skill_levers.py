@@ -13,7 +13,9 @@ import pytest
 from ase_jax.agents import ppo
 from ase_jax.agents.ase import losses, networks as ase_networks
 from ase_jax.agents.ase.train import make_train_fns
-from ase_jax.config import ConfigError, PPOConfig, config_from_args
+from ase_jax.config.flags import config_from_args
+from ase_jax.config.keys import ConfigError
+from ase_jax.config.sections import PPOConfig
 from ase_jax.env.toy import ToyEnv, toy_config
 
 pytestmark = pytest.mark.timeout(300)

@@ -21,7 +21,8 @@ from ase_jax.checkpoint import read_checkpoint
 from ase_jax.config import load_config
 from ase_jax.training_setup import compiled_train_fns
 from ase_jax.pretrain import train
-from ase_jax.run_loop import TrainingStopped, train_loop
+from ase_jax.run_loop import train_loop
+from ase_jax.run_loop.stop import TrainingStopped
 from conftest import REPO_ROOT, TEST_CACHE_DIR
 
 PER_ITERATION = 32  # samples of one iteration of the tiny config (4 envs x 8 steps)

@@ -9,7 +9,8 @@ import pytest
 
 from ase_jax import quat
 from ase_jax.inference.pretrained_loading import load_pretrained
-from ase_jax.checkpoint import Checkpointer, select_subtree
+from ase_jax.checkpoint.checkpointer import Checkpointer
+from ase_jax.checkpoint.layout import select_subtree
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
 from ase_jax.training_setup import build_task as build

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from ase_jax.agents import ppo
-from ase_jax.config import ConfigError, PPOConfig, load_config
+from ase_jax.config import load_config
+from ase_jax.config.keys import ConfigError
+from ase_jax.config.sections import PPOConfig
 
 MEAN, STD = 3.0, 2.0
 

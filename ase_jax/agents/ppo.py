@@ -33,7 +33,8 @@ from brax.training.acme import running_statistics
 from brax.training.acme.specs import Array as Spec
 from flax import struct
 
-from ase_jax.config import ConfigError, PPOConfig
+from ase_jax.config.keys import ConfigError
+from ase_jax.config.sections import PPOConfig
 
 AXIS = "devices"
 NORM_STD_EPS = 1e-5  # rl_games RunningMeanStd epsilon (docs/reference.md §3.1)

@@ -19,7 +19,7 @@ from ase_jax.errors import AseInputError
 from ase_jax.mjx_import import mjx, warp_available
 
 from ase_jax.character import Character, character_spec
-from ase_jax.config import EnvConfig
+from ase_jax.config.sections import EnvConfig
 from ase_jax.drive import make_drive
 from ase_jax.env import observations as obs_lib
 from ase_jax.env import termination

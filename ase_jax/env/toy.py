@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ase_jax.config import ASEConfig, Config, PPOConfig, RunConfig, TaskConfig
+from ase_jax.config.schema import Config
+from ase_jax.config.sections import ASEConfig, PPOConfig, RunConfig, TaskConfig
 
 GAIN = 1.5  # full action = 1.5 x unit speed, so the demo speed is reachable inside the bounds
 LAG = 0.5

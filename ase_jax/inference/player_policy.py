@@ -21,7 +21,7 @@ class PlayerPolicy:
     """A loaded policy, whatever it came from: numpy in, numpy out, one state at a time."""
 
     meta: dict  # policy.json's content (ase_jax.export.describe)
-    env_config: object  # ase_jax.config.EnvConfig
+    env_config: object  # ase_jax.config.sections.EnvConfig
     character: object
     task: object  # ase_jax.tasks.base.Task or None
     llc: object  # (obs (obs_size,), z (latent_dim,)) -> action (nu,); None for a scratch task policy
@@ -41,7 +41,7 @@ def env_config_of_export(values, where):
     """The env section of an export (policy.json's "env") through the config module's checks, as a
     checkpoint's saved config is read: unknown keys and bad values are errors, missing keys take
     their defaults."""
-    from ase_jax.config import from_dict
+    from ase_jax.config.schema import from_dict
 
     try:
         if not isinstance(values, dict):

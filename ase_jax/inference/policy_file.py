@@ -49,7 +49,7 @@ def describe(config, character, step: int, source: str, task_policy=None) -> dic
 
     from importlib.metadata import PackageNotFoundError, version
 
-    from ase_jax.config import to_dict
+    from ase_jax.config.schema import to_dict
     from ase_jax.env import observations as obs_lib
 
     try:

@@ -13,8 +13,9 @@ from ase_jax.agents import ppo
 from ase_jax.agents.ase import networks as ase_networks
 from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.character import load_character
-from ase_jax.checkpoint import read_checkpoint, select_subtree
-from ase_jax.config import Config, from_dict
+from ase_jax.checkpoint import read_checkpoint
+from ase_jax.checkpoint.layout import select_subtree
+from ase_jax.config.schema import Config, from_dict
 from ase_jax.env import observations as obs_lib
 from ase_jax.env_factory import make_env, purpose_config
 from ase_jax.errors import AseInputError

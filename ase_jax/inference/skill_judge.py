@@ -299,7 +299,7 @@ def judge_checkpoint(checkpoint, motions=None, num_latents: int = 16, episodes: 
                      close: float = CLOSE_POSE_ERROR) -> dict:
     """The judge of a pre-training run's checkpoint: N x K characters from the standing pose
     (playback's env: no fallen starts, no time-out) for `seconds` each."""
-    from ase_jax.config import resolve_path
+    from ase_jax.package_data import resolve_path
     from ase_jax.inference.pretrained_loading import load_pretrained
     from ase_jax.motions.dataset import load_dataset
 

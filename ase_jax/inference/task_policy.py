@@ -18,8 +18,9 @@ from ase_jax.agents import ppo
 from ase_jax.agents.ase.pretrained import Pretrained
 from ase_jax.inference.pretrained_loading import pretrained_from_arrays, saved_pretrain_config
 from ase_jax.agents.hlc.networks import make_hlc_networks, unit_latent
-from ase_jax.checkpoint import read_checkpoint, select_subtree
-from ase_jax.config import Config, from_dict
+from ase_jax.checkpoint import read_checkpoint
+from ase_jax.checkpoint.layout import select_subtree
+from ase_jax.config.schema import Config, from_dict
 from ase_jax.env_factory import make_env, purpose_config
 from ase_jax.errors import AseInputError
 

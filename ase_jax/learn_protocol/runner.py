@@ -18,13 +18,14 @@ import numpy as np
 from rich.console import Console
 
 from ase_jax.compile_cache import CompileCache
-from ase_jax.config import Config, to_dict
+from ase_jax.config.schema import Config, to_dict
 from ase_jax.errors import AseInputError
 from ase_jax.inference.evaluator import CompileAhead, judge_metrics, make_evaluator
 from ase_jax.learn_protocol.curves import (TRAIN_KEYS, improvement_summary, plot_curves, print_reference_comparison,
                                            reference_comparison)
 from ase_jax.profiling import peak_memory
-from ase_jax.run_loop import pretraining_next_steps, train_loop
+from ase_jax.run_loop import train_loop
+from ase_jax.run_loop.results import pretraining_next_steps
 
 # control: the recipe with no skill-discovery pressure (no encoder reward, no diversity term) but the
 # encoder still trained, so that its similarity gap measures what the init and imitation alone put
@@ -67,7 +68,7 @@ def earlier_run(out: Path, protocol: Protocol, config: Config) -> dict | None:
     none). The folder is a run folder (`checkpoints/`): a rerun resumes from its latest checkpoint,
     as `pretrain` does, and `--samples` may grow. A training run's folder, or a bench learn run of
     another protocol or config, is refused, and nothing in it is changed."""
-    from ase_jax.checkpoint import config_differences
+    from ase_jax.checkpoint.mismatch import config_differences
 
     learn = out / "learn.json"
     if (out / "checkpoints").exists() and not learn.is_file():

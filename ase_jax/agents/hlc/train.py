@@ -28,7 +28,8 @@ from flax import struct
 from ase_jax.agents import ppo
 from ase_jax.agents.ase.pretrained import Pretrained, deterministic_action, disc_reward
 from ase_jax.agents.hlc.networks import make_hlc_networks, unit_latent
-from ase_jax.config import Config, ConfigError
+from ase_jax.config import Config
+from ase_jax.config.keys import ConfigError
 from ase_jax.env.interface import Env, vmap_envs
 
 

@@ -40,7 +40,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from ase_jax import quat
-from ase_jax.motions import retarget
+from ase_jax.motions import geom_heights
 from ase_jax.character import Character, Joint, read_joints
 from ase_jax.motions.convert import local_rotation_to_qpos
 from ase_jax.motions.kinematics import forward_kinematics
@@ -447,7 +447,7 @@ def geom_lowest_z(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
     """Height of the lowest point of every geom (planes: +inf) after mj_kinematics."""
     out = np.full(model.ngeom, np.inf)
     solids = [g for g in range(model.ngeom) if model.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE]
-    out[solids] = retarget.geom_lowest_z(model, data, solids)
+    out[solids] = geom_heights.geom_lowest_z(model, data, solids)
     return out
 
 

@@ -3,7 +3,7 @@
     python motions/make_bundled.py [--out DIR]
 
 Needs scipy besides ase_jax (`pip install -e .[authoring]`, or `pip install scipy`); the keyframe and
-IK toolkit it is built from is `motions/authoring.py`, next to this script.
+IK toolkit it is built from is `motions/authoring/`, next to this script.
 
 These clips are authored for this project (every number below was written here, none is taken
 from a motion-capture file), so the training pipeline works offline without the non-commercially
@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
-# Run as a script or loaded by path (the tests): make ase_jax and the sibling authoring.py importable.
+# Run as a script or loaded by path (the tests): make ase_jax and the sibling authoring/ importable.
 for _path in (REPO_ROOT, HERE):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
@@ -43,10 +43,15 @@ for _path in (REPO_ROOT, HERE):
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-import authoring as A  # noqa: E402
 from ase_jax import quat  # noqa: E402
 from ase_jax.character import load_character  # noqa: E402
 from ase_jax.motions.npy_format import save_clip  # noqa: E402
+from authoring.clip_measures import ClipMeasures, measure_clip  # noqa: E402
+from authoring.foot_tracks import FootPlant, foot_track  # noqa: E402
+from authoring.keyframes import interpolate_keys, pose_to_local_rotation  # noqa: E402
+from authoring.rotations import continuous_sign, euler_quat, exp_map, yaw_quat  # noqa: E402
+from authoring.skeleton_clip import make_clip, skeleton_from_mjcf  # noqa: E402
+from authoring.two_bone_ik import leg_ik, limb_ik  # noqa: E402
 
 FPS = 30
 CHARACTER = "sword_shield"  # humanoid_xml/sword_shield_humanoid.xml
@@ -87,17 +92,17 @@ def frames(seconds: float) -> np.ndarray:
 
 def spine(yaw=0.0, pitch=0.0, roll=0.0):
     """Exp map of a spine / neck joint: turn left (yaw), lean forward (pitch), lean right (roll)."""
-    return A.exp_map(("z", yaw), ("y", pitch), ("x", roll))
+    return exp_map(("z", yaw), ("y", pitch), ("x", roll))
 
 
 def right_arm(flex, abduct, twist):
-    return A.exp_map(("y", -flex), ("x", -abduct), ("z", twist))
+    return exp_map(("y", -flex), ("x", -abduct), ("z", twist))
 
 
 def left_arm(flex, abduct, twist, lift=0.0):
     """`lift` then turns the arm within its own plane (about the elbow axis, which is the shield's
     normal): the elbow swings out and up and the shield rises while it keeps facing the same way."""
-    return A.exp_map(("y", -flex), ("x", abduct), ("z", twist), ("y", lift))
+    return exp_map(("y", -flex), ("x", abduct), ("z", twist), ("y", lift))
 
 
 def upper_pose(torso=(0, 0, 0), head=(0, 0, 0), sword=(15, 15, 10, 70), wrist=(0, 45, 0),
@@ -110,7 +115,7 @@ def upper_pose(torso=(0, 0, 0), head=(0, 0, 0), sword=(15, 15, 10, 70), wrist=(0
         "neck": spine(*head),
         "right_shoulder": right_arm(*sword[:3]),
         "right_elbow": deg(-sword[3]),
-        "right_wrist": A.exp_map(("x", wrist[0]), ("y", wrist[1]), ("z", wrist[2])),
+        "right_wrist": exp_map(("x", wrist[0]), ("y", wrist[1]), ("z", wrist[2])),
         "left_shoulder": left_arm(*shield[:3], *shield[4:]),
         "left_elbow": deg(-shield[3]),
     }
@@ -124,7 +129,7 @@ def keyed_pose(times, keys, loop_period=None):
     """Interpolates a list of (time, upper_pose kwargs) keys into per-frame joint values."""
     key_times = [k[0] for k in keys]
     poses = [upper_pose(**{**READY, **k[1]}) for k in keys]
-    return {j: A.interpolate_keys(key_times, [p[j] for p in poses], times, loop_period) for j in poses[0]}
+    return {j: interpolate_keys(key_times, [p[j] for p in poses], times, loop_period) for j in poses[0]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,22 +139,22 @@ def keyed_pose(times, keys, loop_period=None):
 class Builder:
     def __init__(self, model: mujoco.MjModel):
         self.model = model
-        self.skeleton = A.skeleton_from_mjcf(model)
+        self.skeleton = skeleton_from_mjcf(model)
         self.body = {n: i for i, n in enumerate(self.skeleton.node_names)}
 
     def feet(self, times, plants_right, plants_left, **track):
-        return {"right": A.foot_track(self.model, "right_foot", plants_right, times, **track),
-                "left": A.foot_track(self.model, "left_foot", plants_left, times, **track)}
+        return {"right": foot_track(self.model, "right_foot", plants_right, times, **track),
+                "left": foot_track(self.model, "left_foot", plants_left, times, **track)}
 
     def assemble(self, name, times, pelvis_pos, pelvis_quat, upper, feet):
         """Local rotations and root translation of a clip; legs by IK onto the feet tracks."""
         pelvis_pos = np.asarray(pelvis_pos, np.float64)
-        pelvis_quat = A.continuous_sign(quat.normalize(np.asarray(pelvis_quat, np.float64)))
-        rot = A.pose_to_local_rotation(self.model, upper, root_rotation=pelvis_quat)
+        pelvis_quat = continuous_sign(quat.normalize(np.asarray(pelvis_quat, np.float64)))
+        rot = pose_to_local_rotation(self.model, upper, root_rotation=pelvis_quat)
         rot = np.array(np.broadcast_to(rot, (len(times),) + rot.shape[-2:]))
         for side in ("right", "left"):
             foot_pos, foot_q, contact = feet[side]
-            hip, knee, ankle, ext = A.leg_ik(self.model, f"{side}_thigh", pelvis_pos, pelvis_quat, foot_pos, foot_q)
+            hip, knee, ankle, ext = leg_ik(self.model, f"{side}_thigh", pelvis_pos, pelvis_quat, foot_pos, foot_q)
             worst = float(ext[contact].max()) if contact.any() else 0.0
             if worst > MAX_LEG_EXTENSION or ext.max() > 0.999:
                 raise RuntimeError(f"{name}: {side} leg cannot reach its foot (extension {ext.max():.4f} "
@@ -157,12 +162,12 @@ class Builder:
             rot[:, self.body[f"{side}_thigh"]] = hip
             rot[:, self.body[f"{side}_shin"]] = quat.from_axis_angle(np.broadcast_to([0.0, 1.0, 0.0], knee.shape + (3,)), knee)
             rot[:, self.body[f"{side}_foot"]] = ankle
-        return A.make_clip(rot, pelvis_pos, FPS, self.skeleton, path=f"{name}.npy")
+        return make_clip(rot, pelvis_pos, FPS, self.skeleton, path=f"{name}.npy")
 
 
 def stance_plants(right_xy=(-0.09, -0.115), right_yaw=-22.0, left_xy=(0.11, 0.105), left_yaw=6.0):
     """The ready stance: left foot ahead, right foot back and turned out (flat origins, degrees)."""
-    return [A.FootPlant(0.0, 1e9, right_xy, deg(right_yaw))], [A.FootPlant(0.0, 1e9, left_xy, deg(left_yaw))]
+    return [FootPlant(0.0, 1e9, right_xy, deg(right_yaw))], [FootPlant(0.0, 1e9, left_xy, deg(left_yaw))]
 
 
 STANCE_PELVIS = np.array([-0.04, 0.005, 0.805])  # pelvis over the ready stance (a PD-held pose stays up)
@@ -182,7 +187,7 @@ def idle(b: Builder):
     shift = np.sin(w)  # one weight shift per loop: towards the back (right) foot and back
     pelvis = STANCE_PELVIS + np.stack([-0.02 * shift, -0.03 * shift, -0.012 * (1 - np.cos(w)) / 2
                                        - 0.004 * breath], axis=-1)
-    pelvis_q = A.euler_quat(deg(STANCE_YAW - 4 * shift), deg(2 + 0.8 * breath), deg(-2 * shift))
+    pelvis_q = euler_quat(deg(STANCE_YAW - 4 * shift), deg(2 + 0.8 * breath), deg(-2 * shift))
     keys = [
         (0.0, dict(torso=(8, 7, 0), head=(-6, -6, 0))),
         (1.0, dict(torso=(11, 9, -2), head=(-4, -8, 3), sword=(17, 15, 12, 74), wrist=(0, 48, 0),
@@ -213,7 +218,7 @@ def _walk(b: Builder, name, seconds, speed, period, step_width=0.085, duty=0.6, 
         out = []
         for k in range(-2, int(round(n_periods)) + 3):
             t0 = phase + k * period
-            out.append(A.FootPlant(t0, t0 + duty * period, (speed * (t0 + t_mid) - 0.015, y), deg(yaw)))
+            out.append(FootPlant(t0, t0 + duty * period, (speed * (t0 + t_mid) - 0.015, y), deg(yaw)))
         return out
 
     left = plants(0.0, step_width, 4.0)
@@ -226,7 +231,7 @@ def _walk(b: Builder, name, seconds, speed, period, step_width=0.085, duty=0.6, 
     pelvis = np.stack([speed * t, sway * np.cos(w), height + bob * np.cos(2 * w)], axis=-1)
     w_hs = 2 * np.pi * t / period  # 0 at left heel strike
     sign = -1.0 if backwards else 1.0
-    pelvis_q = A.euler_quat(deg(-sign * yaw_amp * np.cos(w_hs)), deg(lean + 1.0 * np.cos(2 * w)),
+    pelvis_q = euler_quat(deg(-sign * yaw_amp * np.cos(w_hs)), deg(lean + 1.0 * np.cos(2 * w)),
                             deg(3.0 * np.cos(w)))
     upper = upper_pose(
         torso=(sign * 0.7 * yaw_amp * np.cos(w_hs), 2.0, -2.5 * np.cos(w)),
@@ -257,7 +262,7 @@ def _stepping(b: Builder, name, t, steps, right0, left0, upper, height=0.80, dip
     for foot, t_lift, t_land, xy, yaw in steps:
         lifts[foot].append(t_lift)
         starts[foot].append((t_land, xy, yaw))
-    plants = {foot: [A.FootPlant(t0, (lifts[foot] + [1e9])[i], xy, deg(yaw))
+    plants = {foot: [FootPlant(t0, (lifts[foot] + [1e9])[i], xy, deg(yaw))
                      for i, (t0, xy, yaw) in enumerate(starts[foot])] for foot in starts}
     feet = b.feet(t, plants["right"], plants["left"], swing_height=0.06, swing_center=swing_center)
 
@@ -268,7 +273,7 @@ def _stepping(b: Builder, name, t, steps, right0, left0, upper, height=0.80, dip
     def center(time):
         (r, ry), (l, ly) = placed("right", time), placed("left", time)
         yaw = np.arctan2(np.sin(ry) + np.sin(ly), np.cos(ry) + np.cos(ly))
-        mid = 0.5 * (r + l) + quat.rotate(A.yaw_quat(yaw), np.array([0.015, 0.0, 0.0]))[:2]
+        mid = 0.5 * (r + l) + quat.rotate(yaw_quat(yaw), np.array([0.015, 0.0, 0.0]))[:2]
         return mid, yaw
 
     keys = []  # (time, xy, yaw, z)
@@ -294,11 +299,11 @@ def _stepping(b: Builder, name, t, steps, right0, left0, upper, height=0.80, dip
     key_t = np.array([k[0] for k in keys])
     if np.any(np.diff(key_t) <= 0):
         raise ValueError(f"{name}: steps overlap or are too close together ({key_t.round(2).tolist()})")
-    xy = A.interpolate_keys(key_t, np.array([k[1] for k in keys]), t)
-    yaw = A.interpolate_keys(key_t, np.unwrap(np.array([k[2] for k in keys])), t)
-    z = A.interpolate_keys(key_t, np.array([k[3] for k in keys]), t)
+    xy = interpolate_keys(key_t, np.array([k[1] for k in keys]), t)
+    yaw = interpolate_keys(key_t, np.unwrap(np.array([k[2] for k in keys])), t)
+    z = interpolate_keys(key_t, np.array([k[3] for k in keys]), t)
     pelvis = np.concatenate([xy, z[:, None]], axis=-1)
-    return b.assemble(name, t, pelvis, A.euler_quat(yaw, deg(4.0), 0.0), upper, feet)
+    return b.assemble(name, t, pelvis, euler_quat(yaw, deg(4.0), 0.0), upper, feet)
 
 
 def turn_left(b: Builder):
@@ -307,7 +312,7 @@ def turn_left(b: Builder):
     w = 0.125  # half the distance between the feet
 
     def at(psi, side):
-        return tuple(quat.rotate(A.yaw_quat(deg(psi)), np.array([0.0, side * w, 0.0]))[:2])
+        return tuple(quat.rotate(yaw_quat(deg(psi)), np.array([0.0, side * w, 0.0]))[:2])
 
     steps = [("left", 0.50, 0.95, at(50, 1), 50 + 5),
              ("right", 1.10, 1.55, at(95, -1), 95 - 5),
@@ -343,10 +348,10 @@ def sword_arm(b: Builder, times, keys):
     side of the upper arm) onto the keyed direction by the shortest rotation (no twist), at most
     WRIST_MAX (the blade lags the keyed direction where that would bend the wrist further)."""
     kt = [k[0] for k in keys]
-    pos, blade, pole = (A.interpolate_keys(kt, np.array([k[i] for k in keys], np.float64), times)
+    pos, blade, pole = (interpolate_keys(kt, np.array([k[i] for k in keys], np.float64), times)
                         for i in range(1, 4))
     ident = np.array([1.0, 0.0, 0.0, 0.0])
-    q_arm, elbow, _, ext = A.limb_ik(b.model, "right_upper_arm", np.zeros(3), ident, pos, ident, pole=pole)
+    q_arm, elbow, _, ext = limb_ik(b.model, "right_upper_arm", np.zeros(3), ident, pos, ident, pole=pole)
     if ext.max() > 0.99:
         raise RuntimeError(f"sword hand target out of reach (extension {ext.max():.3f} at "
                            f"t = {times[int(ext.argmax())]:.2f} s)")
@@ -406,13 +411,13 @@ def sword_swing(b: Builder):
                      [0, 0], [0, 0]], np.float64) + STANCE_PELVIS[:2]
     k_z = np.array([0, 0, 0.0, -0.025, -0.035, -0.03, 0, 0]) + STANCE_PELVIS[2]
     k_yaw = np.array([0, 0, -12, 10, 18, 14, 0, 0]) + STANCE_YAW
-    xy = A.interpolate_keys(k_t, k_xy, t)
-    z = A.interpolate_keys(k_t, k_z, t)
-    yaw = A.interpolate_keys(k_t, k_yaw, t)
-    pitch = A.interpolate_keys(k_t, np.array([2, 2, 0, 6, 8, 7, 2, 2]), t)
+    xy = interpolate_keys(k_t, k_xy, t)
+    z = interpolate_keys(k_t, k_z, t)
+    yaw = interpolate_keys(k_t, k_yaw, t)
+    pitch = interpolate_keys(k_t, np.array([2, 2, 0, 6, 8, 7, 2, 2]), t)
     pelvis = np.concatenate([xy, z[:, None]], axis=-1)
     rp, lp = stance_plants()
-    return b.assemble("sword_swing", t, pelvis, A.euler_quat(deg(yaw), deg(pitch), 0.0), upper, b.feet(t, rp, lp))
+    return b.assemble("sword_swing", t, pelvis, euler_quat(deg(yaw), deg(pitch), 0.0), upper, b.feet(t, rp, lp))
 
 
 def shield_block(b: Builder):
@@ -436,13 +441,13 @@ def shield_block(b: Builder):
     k_dz = np.array([0, 0, -0.05, -0.055, -0.05, -0.055, 0, 0])
     k_dx = np.array([0, 0, -0.03, -0.05, -0.055, -0.05, 0, 0])  # sit back against the raised shield
     k_yaw = np.array([0, 0, -8, -6, -5, -6, 0, 0]) + STANCE_YAW
-    dz = A.interpolate_keys(k_t, k_dz, t)
-    dx = A.interpolate_keys(k_t, k_dx, t)
-    yaw = A.interpolate_keys(k_t, k_yaw, t)
-    pitch = A.interpolate_keys(k_t, np.array([2, 2, 6, 6, 5, 6, 2, 2]), t)
+    dz = interpolate_keys(k_t, k_dz, t)
+    dx = interpolate_keys(k_t, k_dx, t)
+    yaw = interpolate_keys(k_t, k_yaw, t)
+    pitch = interpolate_keys(k_t, np.array([2, 2, 6, 6, 5, 6, 2, 2]), t)
     pelvis = STANCE_PELVIS + np.stack([dx, np.zeros_like(dx), dz], axis=-1)
     rp, lp = stance_plants()
-    return b.assemble("shield_block", t, pelvis, A.euler_quat(deg(yaw), deg(pitch), 0.0), upper, b.feet(t, rp, lp))
+    return b.assemble("shield_block", t, pelvis, euler_quat(deg(yaw), deg(pitch), 0.0), upper, b.feet(t, rp, lp))
 
 
 CLIPS = {
@@ -456,7 +461,7 @@ CLIPS = {
 }
 
 
-def check(name, m: A.ClipMeasures):
+def check(name, m: ClipMeasures):
     problems = []
     if m.min_geom_z < MIN_GEOM_Z:
         problems.append(f"a geom reaches {m.min_geom_z * 100:.1f} cm below the floor")
@@ -483,7 +488,7 @@ def main(out_dir=DEFAULT_OUT, verbose=True) -> dict:
     measures = {}
     for name, fn in CLIPS.items():
         clip = fn(builder)
-        m = A.measure_clip(character, clip)
+        m = measure_clip(character, clip)
         check(name, m)
         measures[name] = m
         save_clip(out_dir / f"{name}.npy", clip)

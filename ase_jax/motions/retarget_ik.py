@@ -23,7 +23,7 @@ from ase_jax.motions.bvh_maps import character_points
 from ase_jax.motions.geom_heights import character_geoms
 
 # Joints the source does not drive, held at a fixed pose (exp map, radians): the sword hand keeps
-# the grip of the bundled clips (motions/make_bundled.py).
+# the grip of the bundled clips (READY in motions/bundled_clips/upper_body.py).
 HELD_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
     "sword_shield": {"right_wrist": (0.0, np.pi / 4, 0.0)},
 }

@@ -18,7 +18,7 @@ from ase_jax.motions.convert import convert_clip  # noqa: E402
 from ase_jax.motions.dataset import load_dataset  # noqa: E402
 from ase_jax.motions.kinematics import forward_kinematics  # noqa: E402
 from ase_jax.motions.npy_format import load_clip  # noqa: E402
-from ase_jax.motions.retarget import up_rotation  # noqa: E402
+from ase_jax.motions.retarget_source import up_rotation  # noqa: E402
 from conftest import REPO_ROOT  # noqa: E402
 
 WALK = REPO_ROOT / "motions" / "bundled" / "walk_forward.npy"

@@ -14,8 +14,8 @@ from ase_jax import quat  # noqa: E402
 from ase_jax.motions.__main__ import main as motions_main  # noqa: E402
 from ase_jax.motions.bvh import write_bvh  # noqa: E402
 from ase_jax.motions.convert import convert_clip  # noqa: E402
+from ase_jax.motions.geom_heights import lowest_points  # noqa: E402
 from ase_jax.motions.npy_format import load_clip  # noqa: E402
-from ase_jax.motions.retarget import lowest_points  # noqa: E402
 from conftest import BUNDLED_YAML  # noqa: E402
 
 IDLE = BUNDLED_YAML.parent / "idle.npy"

@@ -6,7 +6,7 @@ model, it refuses with a message we pass on: a root without 3 translation channe
 channels not in X, Y, Z order, and translation channels on non-root joints. `bvhio` was tried too:
 it reads those, but loops forever on a truncated file (its line reader never sees the end of file).
 
-Everything here stays in the file's own units and axes; `ase_jax.motions.retarget` converts.
+Everything here stays in the file's own units and axes; `ase_jax.motions.retarget_source` converts.
 Rotations are quaternions (w, x, y, z). A joint's local rotation is the product of its channels'
 elementary rotations in the order the file lists them (`Zrotation Xrotation Yrotation` is
 Rz Rx Ry), the BVH convention.

@@ -3,8 +3,8 @@
 `qpos_to_clip` turns a character's qpos per frame into a `RawClip` (the `.npy` SkeletonMotion layout
 `npy_format.save_clip` writes): local rotations of every body (ball joints: their quaternion; hinges:
 the rotation about their axis; bodies without a joint: identity) and the stored body velocities
-computed as poselib did (docs/reference.md §1.1; the same as motions/authoring.py, with the Gaussian
-filter written in numpy so that the package needs no scipy).
+computed as poselib did (docs/reference.md §1.1; the same as motions/authoring/skeleton_clip.py,
+with the Gaussian filter written in numpy so that the package needs no scipy).
 """
 
 from __future__ import annotations

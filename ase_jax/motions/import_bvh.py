@@ -38,7 +38,7 @@ import yaml
 from ase_jax import cli
 from ase_jax.character import CHARACTERS, Character, load_character
 from ase_jax.errors import AseInputError, MotionFileError
-from ase_jax.motions import bvh_maps, retarget
+from ase_jax.motions import bvh_maps, retarget_floor, retarget_ik, retarget_source
 from ase_jax.motions.bvh import read_bvh
 from ase_jax.motions.clip_from_qpos import qpos_to_clip
 from ase_jax.motions.convert import convert_clip
@@ -71,8 +71,8 @@ def retarget_file(path, character: Character, options: ImportOptions):
     start = time.perf_counter()
     motion = read_bvh(path)
     joint_map = bvh_maps.resolve_map(options.map, motion.joint_names, path, options.prefix)
-    targets, orientations, info = retarget.source_targets(motion, joint_map, character, options.fps,
-                                                          up=options.up, unit_scale=options.scale)
+    targets, orientations, info = retarget_source.source_targets(motion, joint_map, character, options.fps,
+                                                                 up=options.up, unit_scale=options.scale)
     if targets["pelvis"].shape[0] < 2:
         raise MotionFileError(path, f"the clip is shorter than one frame at {options.fps:g} fps")
     try:
@@ -80,10 +80,12 @@ def retarget_file(path, character: Character, options: ImportOptions):
     except ImportError:
         raise AseInputError("retargeting needs mink: pip install -e '.[bvh]'") from None
     try:
-        result = retarget.solve(character, targets, orientations, avoid_self_collision=options.avoid_self_collision)
+        result = retarget_ik.solve(character, targets, orientations,
+                                   avoid_self_collision=options.avoid_self_collision)
     except mink.MinkError as e:
         raise MotionFileError(path, f"inverse kinematics failed ({type(e).__name__}: {' '.join(str(e).split())})") from None
-    qpos = retarget.ground(character, result.qpos, retarget.foot_rest_frames(targets, options.fps), options.fps)
+    rest = retarget_floor.foot_rest_frames(targets, options.fps)
+    qpos = retarget_floor.ground(character, result.qpos, rest, options.fps)
     if not np.all(np.isfinite(qpos)):
         raise MotionFileError(path, "retargeting gave non-finite joint angles")
     clip = qpos_to_clip(character, qpos, options.fps, path=str(path))

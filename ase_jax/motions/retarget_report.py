@@ -25,7 +25,7 @@ import numpy as np
 
 from ase_jax import quat
 from ase_jax.character import Character
-from ase_jax.motions.retarget import character_geoms, foot_geoms, geom_lowest_z
+from ase_jax.motions.geom_heights import character_geoms, foot_geoms, geom_lowest_z
 
 LIMIT_TOLERANCE_DEG = 1.0
 CONTACT_HEIGHT_M = 0.02

@@ -44,8 +44,9 @@ FLOOR_XML = """<mujoco model="bvh_source">
 def source_skeleton(bvh_path, fps: float, report_path=None, map_name: str | None = None):
     """(positions (T, J, 3) Z-up metres at `fps` with the lowest joint over the clip at JOINT_RADIUS,
     parent indices (J,), mapped (J,) bool): the BVH's joints as the import saw them."""
-    from ase_jax.motions import bvh_maps, retarget
+    from ase_jax.motions import bvh_maps
     from ase_jax.motions.bvh import read_bvh
+    from ase_jax.motions.retarget_source import detect_unit_scale, detect_up, resample, standing_height, up_rotation
 
     motion = read_bvh(bvh_path)
     up = unit = None
@@ -65,10 +66,10 @@ def source_skeleton(bvh_path, fps: float, report_path=None, map_name: str | None
         if joint_map is None:
             raise MotionFileError(bvh_path, "cannot tell its up axis and unit: import it first (the clip's "
                                             "NAME.report.json beside it says them)")
-        up = up or retarget.detect_up(motion, joint_map)
+        up = up or detect_up(motion, joint_map)
         if unit is None:
-            unit = retarget.detect_unit_scale(retarget.standing_height(motion, up), bvh_path)
-    pos = retarget.resample(motion.positions(), motion.fps, fps) @ retarget.up_rotation(up).T * float(unit)
+            unit = detect_unit_scale(standing_height(motion, up), bvh_path)
+    pos = resample(motion.positions(), motion.fps, fps) @ up_rotation(up).T * float(unit)
     pos[..., 2] -= pos[..., 2].min() - JOINT_RADIUS
     return pos, np.asarray(motion.parent_indices), mapped
 

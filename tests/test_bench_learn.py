@@ -249,6 +249,9 @@ def evidence_run(tmp_path):
             pass
 
 
+# Heavy (7-10 minutes on CI's 2 cores: three calls, each a process that compiles the step and the
+# evaluator, and two videos): run it before a lease with `python -m pytest -m heavy -k evidence`.
+@pytest.mark.heavy
 @pytest.mark.timeout(1500)
 def test_evidence_dry_run_calls_follow_and_resume_the_background_work(tmp_path, evidence_run):
     """The GPU script's two calls at tiny sizes, with the stages the GPU's calls run. Call 1 starts

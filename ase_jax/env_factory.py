@@ -47,14 +47,13 @@ def is_task_config(config: Config) -> bool:
 
 
 def purpose_config(config: Config, purpose: str) -> Config:
-    """`config` with `purpose`'s env settings, then a task run's own."""
+    """`config` with `purpose`'s env settings, then a task run's own (state_init stays as saved: the
+    env of a purpose that starts from the default pose sets it there, in `make_env`)."""
     if purpose not in OVERRIDES:
         raise ValueError(f"unknown env purpose {purpose!r}; known: {PURPOSES}")
     config = config.replace(**OVERRIDES[purpose])
     if is_task_config(config):
         return config.replace(**make_task(config.task.name).config_overrides)
-    if purpose not in FROM_MOTION_DATA:
-        config = config.replace(state_init="default")
     return config
 
 
@@ -65,6 +64,9 @@ def make_env(config: Config, purpose: str, *, character=None, dataset=None, num_
     the config's; `env_settings` are the caller's own env keys on top of the purpose's (e.g. an
     evaluation's episode length)."""
     config = purpose_config(config, purpose).replace(**env_settings)
+    if purpose not in FROM_MOTION_DATA and not is_task_config(config):
+        # the run's config keeps its state_init (a loaded model's config is the saved one); its env does not
+        config = config.replace(state_init="default")
     character = character if character is not None else load_character(config.env.character)
     task = make_task(config.task.name) if is_task_config(config) else None
     motion_lib = None

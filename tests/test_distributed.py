@@ -110,6 +110,9 @@ def two_process_run(tmp_path_factory):
     return workdir, results, seconds
 
 
+# Heavy (about 8 minutes on CI's 2 cores: two processes and a third with two devices, each compiling
+# its own step); tests/test_pretrain.py's two-device run stays in every run.
+@pytest.mark.heavy
 def test_two_processes_train_like_one_process_with_two_devices(two_process_run, tmp_path):
     workdir, results, _ = two_process_run
     _check_ok(results)

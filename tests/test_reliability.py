@@ -54,6 +54,10 @@ def _quiet():
     return Console(file=io.StringIO(), width=200)
 
 
+# Heavy (about 4 minutes on CI's 2 cores: a reference run, a killed command and its resume). In every
+# run stay: the resume after a stop and the metrics cut back (tests/test_stop_resume.py), the saved
+# state's round trip (tests/test_checkpoint.py) and a damaged newest checkpoint (below).
+@pytest.mark.heavy
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     steps = KILL_ITERATIONS * 32
     reference = tmp_path / "reference"

@@ -98,9 +98,9 @@ def load_export(folder) -> PlayerPolicy:
     except KeyError as e:
         raise AseInputError(f"{folder / JSON_FILE}: has no entry {e}; export the run again") from None
     plain_amp = "llc" in meta and meta["llc"].get("latent_dim") == 0  # its llc.onnx has no z input
-    return PlayerPolicy(meta, env_config, character, task,
-                  None if llc is None else (lambda obs, z: llc(obs=obs)) if plain_amp else (lambda obs, z: llc(obs=obs, z=z)),
-                  None if hlc is None else (lambda obs: hlc(obs=obs)), str(folder))
+    llc_fn = None if llc is None else (lambda obs, z: llc(obs=obs)) if plain_amp else (lambda obs, z: llc(obs=obs, z=z))
+    return PlayerPolicy(meta, env_config, character, task, llc_fn,
+                        None if hlc is None else (lambda obs: hlc(obs=obs)), str(folder))
 
 
 def load_checkpoint(checkpoint) -> PlayerPolicy:

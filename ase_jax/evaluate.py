@@ -48,9 +48,10 @@ from ase_jax.package_data import resolve_path
 
 
 def diversity(checkpoint, motions=None, num_latents: int = 64, seconds: float = 10.0, seed: int = 0) -> dict:
-    from ase_jax.inference.pretrained_loading import load_pretrained
+    from ase_jax.inference.policy_loading import load_policy
 
-    pretrained = load_pretrained(checkpoint)  # the rollout vmaps over its own num_latents characters
+    # the rollout vmaps over its own num_latents characters
+    pretrained = load_policy(checkpoint).pretraining_model("evaluate diversity")
     dataset = load_dataset(resolve_path(motions or pretrained.config.env.motions),
                            pretrained.env.character)
     pairs, valid = agent_transitions(pretrained, num_latents, int(round(seconds / pretrained.env.control_dt)), seed)

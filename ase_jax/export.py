@@ -18,6 +18,7 @@ describes the graphs and the JSON. Needs the optional extra: `pip install -e '.[
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -25,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ase_jax.errors import AseInputError
-from ase_jax.inference.policy_file import HLC_FILE, JSON_FILE, LLC_FILE, describe
-from ase_jax.inference.trained_run import load_trained_run
+from ase_jax.inference.policy_file import HLC_FILE, JSON_FILE, LLC_FILE
+from ase_jax.inference.policy_loading import load_policy
 
 OPSET = 17
 IR_VERSION = 8  # the oldest IR that opset 17 allows, so that older runtimes load the files too
@@ -175,18 +176,19 @@ def hlc_model(policy, character):
 def export(checkpoint, out) -> dict:
     """Writes llc.onnx (and hlc.onnx for a task run) and policy.json into `out`; returns policy.json's dict."""
     onnx = _onnx()[0]
-    run = load_trained_run(checkpoint)
-    config, character, step, workdir, pretrained, task_policy = (run.config, run.character, run.step, run.workdir,
-                                                                 run.pretrained, run.task_policy)
+    policy = load_policy(checkpoint, purpose=None)
+    if policy.config is None:
+        raise AseInputError(f"{checkpoint}: already an export folder; export a run folder or checkpoint")
+    character = policy.character
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise AseInputError(f"--out={out}: exists and is not a folder")
     models = {}
-    if pretrained is not None:
-        models[LLC_FILE] = llc_model(pretrained, character)
-    if task_policy is not None:
-        models[HLC_FILE] = hlc_model(task_policy, character)
-    meta = describe(config, character, step, str(Path(workdir).resolve()), task_policy)
+    if policy.pretrained is not None:
+        models[LLC_FILE] = llc_model(policy.pretrained, character)
+    if policy.task_policy is not None:
+        models[HLC_FILE] = hlc_model(policy.task_policy, character)
+    meta = copy.deepcopy(policy.meta)
     if "llc" in meta:
         meta["llc"]["outputs"] = {"action": character.num_actions, "pd_target": character.num_actions}
     try:

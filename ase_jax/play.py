@@ -34,22 +34,18 @@ from ase_jax import cli  # noqa: E402
 from ase_jax.errors import AseInputError  # noqa: E402
 from ase_jax.inference.latents import check_latent_spec, parse_latent, slerp  # noqa: E402
 from ase_jax.inference.rollout import latent_rollout, load_for_playback, task_rollout  # noqa: E402
-from ase_jax.inference.trained_run import is_task_run  # noqa: E402
 
 VIDEO_FPS = 30  # one frame per control step
 
 
-def play_task(checkpoint, task: str | None, seconds: float, video, seed: int, width: int, height: int,
+def play_task(policy, checkpoint, task: str | None, seconds: float, video, seed: int, width: int, height: int,
               console: Console):
     """Plays a task run's policy (high-level controller + frozen LLC) with the task target drawn."""
-    from ase_jax.inference.task_policy import load_task_policy
-
-    policy = load_task_policy(checkpoint, purpose="play")
-    if task is not None and task != policy.config.task.name:
-        raise AseInputError(f"--task={task}: {checkpoint} is a run of task '{policy.config.task.name}'")
+    if task is not None and task != policy.task_name:
+        raise AseInputError(f"--task={task}: {checkpoint} is a run of task '{policy.task_name}'")
     steps = max(1, round(seconds * VIDEO_FPS))
-    what = "scratch policy" if policy.llc is None else "high-level controller"
-    console.print(f"{checkpoint} (checkpoint {policy.step}): {policy.config.task.name} {what}, {steps} steps at "
+    what = "scratch policy" if policy.low_level is None else "high-level controller"
+    console.print(f"{checkpoint} (checkpoint {policy.step}): {policy.task_name} {what}, {steps} steps at "
                   f"{VIDEO_FPS} Hz", highlight=False, soft_wrap=True)
     qpos, marker = task_rollout(policy, steps, seed)
     model = policy.env.mj_model
@@ -85,17 +81,17 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
             raise AseInputError(f"bad --interpolate '{interpolate}': expected two latents A,B (e.g. e0,e3)")
     for spec in specs:
         check_latent_spec(spec)
-    if is_task_run(checkpoint):
+    policy = load_for_playback(checkpoint)
+    if policy.is_task:
         if latent is not None or grid is not None or interpolate is not None:
             raise AseInputError(f"{checkpoint} is a task run: its high-level controller chooses the latents, "
                                 "so --latent, --grid and --interpolate do not apply")
-        return play_task(checkpoint, task, seconds, video, seed, width, height, console)
+        return play_task(policy, checkpoint, task, seconds, video, seed, width, height, console)
     if task is not None:
         raise AseInputError(f"--task={task}: {checkpoint} is a pre-training run; give a task run "
                             f"(python -m ase_jax.task --name={task} --llc=...) to watch a task policy")
 
-    pretrained, _ = load_for_playback(checkpoint)
-    dim = pretrained.config.ase.latent_dim
+    dim = policy.latent_dim
     steps = max(1, round(seconds * VIDEO_FPS))
     keys = jax.random.split(jax.random.PRNGKey(seed + 1), max(grid or 1, 2))
     if grid is not None:
@@ -105,10 +101,10 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
         latents = slerp(a, b, np.linspace(0.0, 1.0, steps))[None]
     else:
         latents = np.broadcast_to(parse_latent(specs[0], dim, keys[0]), (1, steps, dim))
-    console.print(f"{checkpoint} (checkpoint {pretrained.step}): {latents.shape[0]} character(s), "
+    console.print(f"{checkpoint} (checkpoint {policy.step}): {latents.shape[0]} character(s), "
                   f"{steps} steps at {VIDEO_FPS} Hz", highlight=False, soft_wrap=True)
-    qpos = latent_rollout(checkpoint, latents, seed)
-    model = pretrained.env.mj_model
+    qpos = latent_rollout(policy, latents, seed)
+    model = policy.env.mj_model
     if video is None:
         render.view(model, qpos[0], VIDEO_FPS)
         return None

@@ -19,7 +19,7 @@ from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.config import load_config
 from ase_jax.config.keys import ConfigError
 from ase_jax.env.toy import ToyEnv, toy_config
-from ase_jax.inference.rollout import latent_rollout
+from ase_jax.inference.rollout import latent_rollout, load_for_playback
 
 AMP_OFF = {"latent_dim": 0, "enc_reward_w": 0.0, "enc_coef": 0.0, "diversity_coef": 0.0}
 TOY_ITERATIONS = 80
@@ -187,7 +187,7 @@ def test_amp_checkpoint_round_trip_and_play(tiny_amp_run, tmp_path):
     assert len(saved_kernel) == 1, sorted(arrays)[:10]
     np.testing.assert_array_equal(np.asarray(saved_kernel[0]).reshape(253, 64),  # (devices, in, out) as saved
                                   pretrained.params["actor"]["params"]["trunk"]["hidden_0"]["kernel"])
-    qpos = latent_rollout(tiny_amp_run, np.zeros((2, 6, 0), np.float32))
+    qpos = latent_rollout(load_for_playback(tiny_amp_run), np.zeros((2, 6, 0), np.float32))
     assert qpos.shape[:2] == (2, 6) and np.all(np.isfinite(qpos))
     # an AMP policy takes no latent: asking for one is one clear error, exit status 1
     assert play.main([f"--checkpoint={tiny_amp_run}", "--latent=e0", f"--video={tmp_path / 'x.mp4'}"]) == 1
@@ -199,7 +199,7 @@ def test_amp_export_matches_jax_and_has_no_latent_input(tiny_amp_run, tmp_path):
     pytest.importorskip("onnx", reason="the export extra is not installed (pip install -e '.[export]')")
     from ase_jax import export
     from ase_jax.inference.mujoco_player import Simulation
-    from ase_jax.inference.player_policy import load_player_policy as load_policy
+    from ase_jax.inference.policy_loading import load_policy
     from ase_jax.inference.pretrained_loading import load_pretrained
 
     meta = export.export(tiny_amp_run, tmp_path)

@@ -36,11 +36,11 @@ def _observations(obs_norm, real, n: int, seed: int) -> np.ndarray:
 def _real_observations(folder, steps: int = 20) -> np.ndarray:
     """Observations of a C MuJoCo rollout of the exported policy (the env's observation code on MjData)."""
     from ase_jax.inference.mujoco_player import Simulation
-    from ase_jax.inference.player_policy import load_player_policy as load_policy
+    from ase_jax.inference.policy_loading import load_policy
 
     policy = load_policy(folder)
     sim = Simulation(policy, seed=0)
-    z = None if policy.latent_dim is None or policy.hlc is not None else np.eye(policy.latent_dim)[3]
+    z = None if policy.latent_dim is None or policy.is_task else np.eye(policy.latent_dim)[3]
     out = [sim.observation()]
     for _ in range(steps - 1):
         sim.step(z)
@@ -100,23 +100,25 @@ def test_policy_json_describes_the_llc(exported_pretrained, sword_shield):
 
 
 def test_task_onnx_matches_jax(tiny_heading_run, exported_heading):
-    from ase_jax.inference.task_policy import load_task_policy
+    from ase_jax.inference.policy_loading import load_policy
 
     folder, meta = exported_heading
     assert sorted(p.name for p in folder.iterdir()) == ["hlc.onnx", "llc.onnx", "policy.json"]
-    policy = load_task_policy(tiny_heading_run[0])
-    obs = _observations(policy.obs_norm, _real_observations(folder), 200, seed=2)
+    policy = load_policy(tiny_heading_run[0])
+    obs = _observations(policy.task_policy.obs_norm, _real_observations(folder), 200, seed=2)
     latent, = _session(folder / "hlc.onnx").run(["latent"], {"obs": obs})
-    want = np.asarray(policy.high_level_action(jnp.asarray(obs)))
+    want = np.asarray(policy.high_level(jnp.asarray(obs)))
     np.testing.assert_allclose(latent, want, atol=ATOL, rtol=0)
     np.testing.assert_allclose(np.linalg.norm(latent, axis=-1), 1.0, atol=1e-5)
-    # The task run's own frozen LLC, fed the character part of the observation and the HLC's latent.
+    # The task run's own frozen LLC, fed the character part of the observation and the HLC's latent
+    # (Policy.act at a step where the high-level controller picks).
     character_obs = obs[:, : meta["observation"]["size"]]
     action, = _session(folder / "llc.onnx").run(["action"], {"obs": character_obs, "z": latent})
-    np.testing.assert_allclose(action, np.asarray(policy.low_level_action(jnp.asarray(obs), jnp.asarray(want))),
-                               atol=ATOL, rtol=0)
+    held, acted = policy.act(jnp.zeros_like(want), jnp.asarray(obs), 0)
+    np.testing.assert_allclose(np.asarray(held), want, atol=0, rtol=0)
+    np.testing.assert_allclose(action, np.asarray(acted), atol=ATOL, rtol=0)
     task = meta["task"]
-    assert task["name"] == "heading" and task["obs_size"] == 258 and task["llc_steps"] == policy.config.task.llc_steps
+    assert task["name"] == "heading" and task["obs_size"] == 258 and task["llc_steps"] == policy.steps_per_action
     assert [b["name"] for b in task["obs_layout"][-3:]] == ["target_direction_xy", "target_speed", "target_facing_xy"]
     assert task["obs_layout"][-1]["start"] + task["obs_layout"][-1]["size"] == 258
     assert meta["hlc"]["outputs"] == {"latent": 64}

@@ -27,7 +27,8 @@ import pytest
 
 from ase_jax import play
 from ase_jax.inference import mujoco_player as play_mujoco
-from ase_jax.inference import player_policy
+from ase_jax.inference import export_folder
+from ase_jax.inference.policy_loading import load_policy
 
 STEPS = 30
 # Bounds a bit above what we measured (module docstring).
@@ -77,7 +78,7 @@ def exported(tiny_pretrained_run, tmp_path_factory):
 
 def test_mujoco_player_follows_mjx(mjx_rollout, exported):
     pretrained, z, qpos, qvel, obs, actions = mjx_rollout
-    policy = player_policy.load_player_policy(exported)
+    policy = load_policy(exported)
     # The rollout's settings (no early termination; physics settings are the run's own).
     policy = dataclasses.replace(policy, env_config=pretrained.config.env)
     sim = play_mujoco.Simulation(policy, seed=0)
@@ -115,9 +116,9 @@ def test_checkpoint_and_export_play_the_same(tiny_pretrained_run, tiny_heading_r
     for run, folder in ((tiny_pretrained_run, exported), (tiny_heading_run[0], tmp_path / "heading")):
         trajectories = []
         for source in (run, folder):
-            policy = player_policy.load_player_policy(source)
+            policy = load_policy(source)
             sim = play_mujoco.Simulation(policy, seed=3)
-            z = None if policy.hlc is not None else np.eye(policy.latent_dim)[0]
+            z = None if policy.is_task else np.eye(policy.latent_dim)[0]
             qpos, marker = sim.rollout(12, z)
             if policy.task is not None:
                 assert np.all(np.isfinite(marker))
@@ -174,15 +175,15 @@ def test_export_env_settings_are_checked_as_a_checkpoint_config():
     from ase_jax.errors import AseInputError
 
     saved = to_dict(load_config("tiny"))["env"]
-    assert player_policy.env_config_of_export(saved, "x.json") == load_config("tiny").env
+    assert export_folder.env_config_of_export(saved, "x.json") == load_config("tiny").env
     partial = {k: v for k, v in saved.items() if k != "recovery_steps"}
-    assert player_policy.env_config_of_export(partial, "x.json").recovery_steps == EnvConfig().recovery_steps
+    assert export_folder.env_config_of_export(partial, "x.json").recovery_steps == EnvConfig().recovery_steps
     for bad, words in (({**saved, "self_colision": True}, ["x.json", "unknown key 'env.self_colision'"]),
                        ({**saved, "physics_steps_per_control_step": 0}, ["x.json", "physics_steps_per_control_step"]),
                        ({**saved, "early_termination": "maybe"}, ["x.json", "early_termination", "bool"]),
                        ([1, 2], ["x.json", "mapping"])):
         with pytest.raises(AseInputError) as e:
-            player_policy.env_config_of_export(bad, "x.json")
+            export_folder.env_config_of_export(bad, "x.json")
         assert all(w in str(e.value) for w in words), str(e.value)
 
 

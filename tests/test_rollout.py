@@ -9,7 +9,8 @@ import pytest
 from flax import struct
 
 from ase_jax.agents.hlc.train import held_latent_step
-from ase_jax.inference.rollout import hierarchical_policy, latent_policy, reset_batch, unroll
+from ase_jax.inference.policy import Policy
+from ase_jax.inference.rollout import latent_policy, reset_batch, task_controller, unroll
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -68,9 +69,11 @@ def test_a_held_latent_is_the_same_at_every_step():
 def test_the_high_level_controller_picks_every_hold_steps_and_the_latent_is_held_between():
     env, hold, steps = CountEnv(length=100), 3, 8
     high = lambda obs: jnp.stack([obs[:, 0], -obs[:, 0]], axis=-1)  # a latent that names the step it was picked at
-    policy = hierarchical_policy(high, lambda obs, z: z, hold)
-    _, held, used = unroll(env, reset_batch(env, jax.random.PRNGKey(0), 2), policy, steps, lambda s, z: z,
-                           carry=jnp.full((2, 2), 99.0))
+    loaded = Policy(low_level=lambda obs, z: z, high_level=high, steps_per_action=hold, character_obs_size=2,
+                    latent_dim=2, meta={}, env_config=None, character=None, task=None, source="test", step=0)
+    start = reset_batch(env, jax.random.PRNGKey(0), 2)
+    policy, _ = task_controller(loaded, start)
+    _, held, used = unroll(env, start, policy, steps, lambda s, z: z, carry=jnp.full((2, 2), 99.0))
     picked_at = np.arange(steps) - np.arange(steps) % hold  # 0 0 0 3 3 3 6 6
     np.testing.assert_array_equal(used[:, 0, 0], picked_at)
     np.testing.assert_array_equal(used[:, 1, 1], -picked_at)

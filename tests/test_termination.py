@@ -8,6 +8,7 @@ their contact tests agree on the same state, and one control step of each ends t
 One MJX program pair (forward, step) is compiled for the module.
 """
 
+import dataclasses
 import types
 
 import jax
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from ase_jax.inference import mujoco_player as play_mujoco
-from ase_jax.inference import player_policy
+from ase_jax.inference.policy import Policy
 from ase_jax.config import load_config
 from ase_jax.env.fall_states import make_fall_states
 from ase_jax.env import termination
@@ -99,7 +100,9 @@ def strike():
     config = purpose_config(load_config("task_tiny", {"name": "strike", "scratch": True}), "train")
     env = make_env(config, "train")
     assert config.env.early_termination
-    policy = player_policy.PlayerPolicy({}, config.env, env.character, env.task, None, None, "test")
+    policy = Policy(low_level=None, high_level=None, steps_per_action=1, character_obs_size=env.character_obs_size,
+                    latent_dim=None, meta={}, env_config=config.env, character=env.character, task=env.task,
+                    source="test", step=0, traceable=False)
     sim = play_mujoco.Simulation(policy)
     return env, sim, _poses(env, sim)
 
@@ -199,7 +202,7 @@ def test_one_control_step_ends_the_same_episodes(strike):
                                     jnp.asarray(hold, jnp.float32))) > 0
     ended_mujoco = []
     for k in range(n):
-        sim.policy.llc = lambda obs, z, a=hold[k]: a
+        sim.policy = dataclasses.replace(sim.policy, low_level=lambda obs, z, a=hold[k]: a)
         sim.reset(qpos[k])
         sim.step_count, sim.grace = 5, 0
         sim.step(auto_reset=False)
@@ -214,7 +217,7 @@ def test_player_ends_a_strike_episode_on_the_hit(strike):
     env, sim, qpos = strike
     k = POSES.index("shield_on_target")
     hold = (sim.drive.lengths(qpos[k, : env.character.nq]) - sim.pd_offset) / sim.pd_scale
-    sim.policy.llc = lambda obs, z: hold
+    sim.policy = dataclasses.replace(sim.policy, low_level=lambda obs, z: hold)
     sim.reset(qpos[k])
     sim.step_count, sim.grace = 5, 0
     resets = sim.resets

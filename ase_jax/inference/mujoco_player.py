@@ -34,7 +34,8 @@ from rich.console import Console  # noqa: E402
 from ase_jax.errors import AseInputError  # noqa: E402
 from ase_jax.env import termination  # noqa: E402
 from ase_jax.env.humanoid import scene_model  # noqa: E402
-from ase_jax.inference.player_policy import PlayerPolicy, load_player_policy  # noqa: E402
+from ase_jax.inference.policy import Policy  # noqa: E402
+from ase_jax.inference.policy_loading import load_policy  # noqa: E402
 
 KEY_RANDOM, KEY_E0, KEY_E3, KEY_TARGET = ord("R"), ord("0"), ord("3"), ord("T")
 
@@ -54,12 +55,12 @@ class _Data:
 class Simulation:
     """The character (and the task) in C MuJoCo, stepped at the control rate with a policy."""
 
-    def __init__(self, policy: PlayerPolicy, seed: int = 0):
+    def __init__(self, policy: Policy, seed: int = 0):
         from ase_jax.drive import make_drive
         from ase_jax.env import observations as obs_lib
         from ase_jax.env.humanoid import body_velocities
 
-        self.policy = policy
+        self.policy = policy.on_host()
         env, character, task = policy.env_config, policy.character, policy.task
         self.character, self.task = character, task
         self.model = scene_model(env, character, task)
@@ -68,7 +69,6 @@ class Simulation:
         self.nsub = env.physics_steps_per_control_step
         self.pd_offset = np.asarray(character.pd_offset, np.float64)
         self.pd_scale = np.asarray(character.pd_scale, np.float64)
-        self.character_obs_size = obs_lib.policy_obs_size(character)
         self.key = jax.random.PRNGKey(seed)
         self.seed = seed
         nb = character.num_bodies
@@ -142,7 +142,7 @@ class Simulation:
                 self.data.qpos[:] = np.asarray(data.qpos)
                 self.data.qvel[:] = np.asarray(data.qvel)
                 self.refresh()
-        self._high = None
+        self._held = None
 
     def observation(self) -> np.ndarray:
         return np.asarray(self._observe(self._view(), self.task_state))
@@ -164,7 +164,7 @@ class Simulation:
         else:
             fresh = self._task_targets(self._next_key(), self._view())
             self.task_state = dict(self.task_state, **fresh)
-        self._high = None
+        self._held = None
 
     def fallen(self, contacts: termination.Contacts | None = None) -> bool:
         """The env's fall test (docs/reference.md §4.3, `termination.has_fallen`): a non-foot body
@@ -188,16 +188,11 @@ class Simulation:
     # --- control -------------------------------------------------------------------------------
 
     def action(self, obs: np.ndarray, z=None) -> np.ndarray:
-        """The policy's action for this control step: the LLC's under latent `z` (pre-training runs),
-        or the task policy's (the HLC's latent held for llc_steps steps)."""
-        p = self.policy
-        if p.hlc is None:
-            return p.llc(obs[: self.character_obs_size], z)
-        if self._high is None or self.step_count % p.steps_per_action == 0:
-            self._high = p.hlc(obs)
-        if p.llc is None:
-            return self._high
-        return p.llc(obs[: self.character_obs_size], self._high)
+        """The policy's action for this control step (`Policy.act`): the LLC's under latent `z`
+        (pre-training runs), or the task policy's (the HLC's pick held for llc_steps steps)."""
+        held = self._held if self.policy.is_task else z
+        self._held, action = self.policy.act(held, obs, self.step_count)
+        return action
 
     def step(self, z=None, auto_reset: bool = True) -> None:
         """One control step: the policy's action, `physics_steps_per_control_step` drive-and-step
@@ -298,8 +293,8 @@ def play_in_mujoco(checkpoint, latent: str | None = None, seconds: float = 10.0,
         raise AseInputError(f"--width and --height must be at least 16, got {width}x{height}")
     if latent is not None:
         check_latent_spec(latent)
-    policy = load_player_policy(checkpoint)
-    run_task = policy.meta.get("task", {}).get("name")
+    policy = load_policy(checkpoint, purpose=None)
+    run_task = policy.task_name
     if run_task is not None and latent is not None:
         raise AseInputError(f"{checkpoint} is a task run: its high-level controller chooses the latents, so "
                             "--latent does not apply")

@@ -27,7 +27,7 @@ fall does not end the episode:
 
 Every character is simulated long enough (last push + `seconds` + `recover_seconds` + the hold) for
 its outcome to be known. Task runs are pushed too: their high-level controller keeps choosing the
-latents (`rollout.hierarchical_policy`).
+latents (`inference.policy.Policy.act`).
 
 Projectiles (the reference's way of pushing) are left out: each projectile is one more free body
 with contacts against every character geom in MJX's fixed contact list, which is paid on every
@@ -49,8 +49,7 @@ from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.env import termination
 from ase_jax.env.interface import vmap_envs
 from ase_jax.errors import AseInputError
-from ase_jax.inference.rollout import (Policy, latent_policy, reset_batch, task_controller,
-                                       unroll)
+from ase_jax.inference.rollout import StepPolicy, latent_policy, reset_batch, task_controller, unroll
 
 PUSH_WINDOW = (1.0, 2.0)  # s after the start: each character's push falls at a random control step in it
 UP_FRACTION = 0.8  # up again: head above this fraction of its height in the start pose (and not fallen)
@@ -78,7 +77,7 @@ def push(state, dv: jax.Array):
     return state.replace(data=data.replace(qvel=data.qvel.at[0:3].add(dv.astype(data.qvel.dtype))))
 
 
-def pushing_policy(policy: Policy, push_step: jax.Array, dv: jax.Array) -> Policy:
+def pushing_policy(policy: StepPolicy, push_step: jax.Array, dv: jax.Array) -> StepPolicy:
     """`policy`'s actions paired with each env's push: dv[i] (N, 3) at control step push_step[i] (N,),
     zero at every other step (a `Pushed` env's input)."""
 
@@ -146,30 +145,26 @@ class Controller:
     env: object
     step: int
     kind: str  # "low-level policy under random latents" or "<task> controller"
-    make_policy: object  # (key, start states) -> (Policy, initial carry)
+    make_policy: object  # (key, start states) -> (StepPolicy, initial carry)
 
 
 def load_controller(checkpoint) -> Controller:
     """The controller of a pre-training or task run folder (or one of its checkpoints), in its env with
     the evaluation overrides (standing starts, no time-out, no early termination)."""
-    from ase_jax.inference.trained_run import is_task_run
+    from ase_jax.inference.policy_loading import load_policy
 
-    if is_task_run(checkpoint):
-        from ase_jax.inference.task_policy import load_task_policy
-
-        policy = load_task_policy(checkpoint, purpose="perturb")
-
-        return Controller(policy.env, policy.step, f"{policy.config.task.name} controller",
+    policy = load_policy(checkpoint, purpose="perturb")
+    if policy.env is None:
+        raise AseInputError(f"{checkpoint}: an export folder; the push test needs the run folder")
+    if policy.is_task:
+        return Controller(policy.env, policy.step, f"{policy.task_name} controller",
                           lambda key, start: task_controller(policy, start))
-    from ase_jax.inference.pretrained_loading import load_pretrained
-
-    model = load_pretrained(checkpoint, purpose="perturb")
 
     def make(key, start):
-        z = sample_latents(key, (start.obs.shape[0],), model.config.ase.latent_dim)
-        return latent_policy(model.action, z), ()
+        z = sample_latents(key, (start.obs.shape[0],), policy.latent_dim)
+        return latent_policy(policy.low_level, z), ()
 
-    return Controller(model.env, model.step, "low-level policy under random latents", make)
+    return Controller(policy.env, policy.step, "low-level policy under random latents", make)
 
 
 def check_options(impulses, num_envs: int, seconds: float, recover_seconds: float, push_window) -> None:

@@ -1,6 +1,6 @@
 """policy.json: what an exported policy expects (observation layout, action to PD target, control
 rate, character, env settings), written by `python -m ase_jax.export` and read by the C-MuJoCo
-player (a run folder itself is read by inference.trained_run)."""
+player (`inference.export_folder`; `inference.policy_loading` decides what a folder holds)."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ import numpy as np
 from ase_jax import quat
 from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.errors import AseInputError
-from ase_jax.inference.rollout import Policy, reset_batch, unroll
+from ase_jax.inference.rollout import StepPolicy, reset_batch, unroll
 from ase_jax.inference.skill_metrics import PoseReference
 
 SETTLE_SECONDS = 1.0  # not measured: leaving the standing pose; at most a fifth of the episode
@@ -150,7 +150,7 @@ def plan_episodes(key: jax.Array, num_latents: int, episodes: int, latent_dim: i
                 num_windows=(steps - settle) // window, dt=float(dt))
 
 
-def judge_policy(action, plan: Plan) -> Policy:
+def judge_policy(action, plan: Plan) -> StepPolicy:
     """The judge's characters under `action(obs, z) -> actions` (the policy's mean, clipped to
     [-1, 1]) plus the plan's noise (the env clips again). Its extras are the latents held."""
     z = jnp.asarray(plan.episode_latents)
@@ -300,11 +300,11 @@ def judge_checkpoint(checkpoint, motions=None, num_latents: int = 16, episodes: 
     """The judge of a pre-training run's checkpoint: N x K characters from the standing pose
     (playback's env: no fallen starts, no time-out) for `seconds` each."""
     from ase_jax.package_data import resolve_path
-    from ase_jax.inference.pretrained_loading import load_pretrained
+    from ase_jax.inference.policy_loading import load_policy
     from ase_jax.motions.dataset import load_dataset
 
     check_sizes(num_latents, episodes)
-    pretrained = load_pretrained(checkpoint, purpose="play")
+    pretrained = load_policy(checkpoint, purpose="play").pretraining_model("the skill judge")
     if pretrained.config.ase.latent_dim == 0:
         raise AseInputError(f"{checkpoint}: a plain AMP run (latent_dim 0) has no latents to judge")
     env = pretrained.env

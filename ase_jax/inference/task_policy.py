@@ -51,12 +51,6 @@ class TaskPolicy:
             return a
         return unit_latent(a)
 
-    def low_level_action(self, obs: jax.Array, high: jax.Array) -> jax.Array:
-        """PD targets for the env from its full observation and the held high-level action."""
-        if self.llc is None:
-            return high
-        return self.llc.action(obs[..., : self.env.character_obs_size], high)
-
 
 def load_task_policy(path, purpose: str = "inspect") -> TaskPolicy:
     """Loads a task run folder (latest checkpoint) or one of its checkpoints, in its env built for

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ase_jax.errors import AseInputError
-from ase_jax.inference.policy import Policy
+from ase_jax.inference.policy import Policy, described_sizes
+from ase_jax.inference.policy_file import FORMAT, JSON_FILE
 
 
 def env_config_of_export(values, where):
@@ -31,7 +32,6 @@ def env_config_of_export(values, where):
 def load_export(folder) -> Policy:
     """The policy of an export folder (policy.json + ONNX files), run with onnxruntime."""
     from ase_jax.character import load_character
-    from ase_jax.inference.policy_file import JSON_FILE
     from ase_jax.tasks import make_task
 
     folder = Path(folder)
@@ -39,8 +39,6 @@ def load_export(folder) -> Policy:
         meta = json.loads((folder / JSON_FILE).read_text())
     except (OSError, ValueError) as e:
         raise AseInputError(f"{folder / JSON_FILE}: not a readable export description ({e})") from None
-    from ase_jax.inference.policy_file import FORMAT
-
     missing = [k for k in ("character", "control", "env", "source") if not isinstance(meta, dict) or k not in meta]
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or missing:
         raise AseInputError(f"{folder / JSON_FILE}: not an export description of this ase_jax (format "
@@ -73,9 +71,7 @@ def load_export(folder) -> Policy:
             low_level=None if llc is None else (lambda obs, z: llc(obs=obs)) if plain_amp else (
                 lambda obs, z: llc(obs=obs, z=z)),
             high_level=None if hlc is None else (lambda obs: hlc(obs=obs)),
-            steps_per_action=meta["task"]["llc_steps"] if "task" in meta else 1,
-            character_obs_size=meta["observation"]["size"],
-            latent_dim=meta["llc"]["latent_dim"] if "llc" in meta else None, meta=meta,
+            **described_sizes(meta), meta=meta,
             env_config=env_config_of_export(meta["env"], folder / JSON_FILE),
             character=load_character(meta["character"]["name"]),
             task=make_task(meta["task"]["name"]) if "task" in meta else None, source=str(folder),

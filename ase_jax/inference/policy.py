@@ -27,6 +27,14 @@ def if_then_else(pred, then: Callable, otherwise: Callable):
     return then() if pred else otherwise()
 
 
+def described_sizes(meta: dict) -> dict:
+    """The sizes a `Policy` carries, read from policy.json's content (`inference.policy_file.describe`),
+    the one description of a run and of its export alike."""
+    return {"steps_per_action": meta["task"]["llc_steps"] if "task" in meta else 1,
+            "character_obs_size": meta["observation"]["size"],
+            "latent_dim": meta["llc"]["latent_dim"] if "llc" in meta else None}
+
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
     """A loaded policy. Its networks are JAX functions for a run (`traceable`: they can go inside a

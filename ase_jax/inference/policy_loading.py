@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ase_jax.checkpoint import find_checkpoint, read_saved_config
 from ase_jax.errors import AseInputError
-from ase_jax.inference.policy import Policy
+from ase_jax.inference.policy import Policy, described_sizes
 from ase_jax.inference.policy_file import JSON_FILE, describe
 
 
@@ -21,22 +21,24 @@ def is_task_run(checkpoint) -> bool:
     return read_saved_config(checkpoint).get("command") == "task"
 
 
+def is_export_folder(path) -> bool:
+    """Whether `path` is an export folder of `python -m ase_jax.export` (it holds policy.json)."""
+    return (Path(path).expanduser() / JSON_FILE).is_file()
+
+
 def load_policy(path, purpose: str | None = "inspect") -> Policy:
     """An export folder, a run folder (its latest checkpoint) or one checkpoint folder as a `Policy`.
     A run's env is built for `purpose` (env_factory's: inspect, play, perturb, ...); with
     `purpose=None` a pre-training run gets none (a task run's env is built whatever the purpose).
     Any problem reading it is an AseInputError naming the folder."""
-    folder = Path(path).expanduser()
-    if (folder / JSON_FILE).is_file():
+    if is_export_folder(path):
         from ase_jax.inference.export_folder import load_export
 
-        return load_export(folder)
+        return load_export(Path(path).expanduser())
     return _load_run(path, purpose)
 
 
 def _load_run(checkpoint, purpose: str | None) -> Policy:
-    from ase_jax.env import observations as obs_lib
-
     try:
         workdir, step = find_checkpoint(checkpoint)
         if is_task_run(checkpoint):
@@ -58,12 +60,10 @@ def _load_run(checkpoint, purpose: str | None) -> Policy:
     except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many kinds of errors for bad files
         raise AseInputError(f"{checkpoint}: cannot read this checkpoint ({type(e).__name__}: "
                             f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    meta = describe(config, character, step, str(Path(workdir).resolve()), task_policy)
     return Policy(
         low_level=None if pretrained is None else pretrained.action,
         high_level=None if task_policy is None else task_policy.high_level_action,
-        steps_per_action=1 if task_policy is None else task_policy.steps_per_action,
-        character_obs_size=obs_lib.policy_obs_size(character),
-        latent_dim=None if pretrained is None else pretrained.config.ase.latent_dim,
-        meta=describe(config, character, step, str(Path(workdir).resolve()), task_policy),
-        env_config=config.env, character=character, task=None if task_policy is None else env.task,
-        source=str(checkpoint), step=step, env=env, config=config, pretrained=pretrained, task_policy=task_policy)
+        **described_sizes(meta), meta=meta, env_config=config.env, character=character,
+        task=None if task_policy is None else env.task, source=str(checkpoint), step=step, env=env, config=config,
+        pretrained=pretrained, task_policy=task_policy)

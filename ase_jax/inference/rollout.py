@@ -81,14 +81,11 @@ _PLAYBACK = CompileCache("playback rollouts", max_entries=4)
 def load_for_playback(checkpoint):
     """The policy of a run folder or checkpoint folder (`inference.policy.Policy`) in its env with the
     playback overrides, loaded once per process."""
-    from pathlib import Path
-
     from ase_jax.checkpoint import find_checkpoint
     from ase_jax.errors import AseInputError
-    from ase_jax.inference.policy_file import JSON_FILE
-    from ase_jax.inference.policy_loading import load_policy
+    from ase_jax.inference.policy_loading import is_export_folder, load_policy
 
-    if (Path(checkpoint).expanduser() / JSON_FILE).is_file():
+    if is_export_folder(checkpoint):
         raise AseInputError(f"{checkpoint}: an export folder; it plays in C MuJoCo (--engine=mujoco), the MJX "
                             "playback needs the run folder")
     key = ("policy",) + tuple(map(str, find_checkpoint(checkpoint)))

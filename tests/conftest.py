@@ -95,6 +95,33 @@ def reallusion_lib(reallusion_dataset, sword_shield):
     return build_motion_lib(reallusion_dataset, sword_shield)
 
 
+def built_once(tmp_path_factory, name: str, build) -> tuple[Path, dict]:
+    """(folder, summary): `build(folder) -> summary` (a dict of floats) run once per test session.
+
+    Under pytest-xdist every worker is a process with its own session fixtures, so a fixture that
+    trains would train once per worker. Here the first worker to ask builds the folder in the
+    workers' shared temporary folder, under a file lock, and the others wait for it and read it
+    (the pytest-xdist recipe for session fixtures). The users only read these folders, or copy them
+    before changing anything. A build that failed leaves no done-marker, and the next asker builds
+    afresh, so a failure surfaces in each test that needs the folder."""
+    import fcntl
+    import json
+    import shutil
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process: nothing to share
+        folder = tmp_path_factory.mktemp(name)
+        return folder, build(folder)
+    shared = tmp_path_factory.getbasetemp().parent
+    folder, done = shared / name, shared / f"{name}.done.json"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the build raises
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a failed build's leftovers
+            folder.mkdir()
+            done.write_text(json.dumps(build(folder)))
+    return folder, json.loads(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def tiny_pretrained_run(tmp_path_factory):
     """A one-iteration `tiny` pre-training run folder, shared by the playback and task tests."""
@@ -105,14 +132,16 @@ def tiny_pretrained_run(tmp_path_factory):
     from ase_jax.config import load_config
     from ase_jax.pretrain import train
 
-    workdir = tmp_path_factory.mktemp("tiny_pretrained_run")
-    train(load_config("tiny", {"workdir": str(workdir), "total_steps": 32}), console=Console(file=io.StringIO()))
-    return workdir
+    def build(workdir):
+        train(load_config("tiny", {"workdir": str(workdir), "total_steps": 32}), console=Console(file=io.StringIO()))
+        return {}
+
+    return built_once(tmp_path_factory, "tiny_pretrained_run", build)[0]
 
 
 @pytest.fixture(scope="session")
 def tiny_heading_run(tiny_pretrained_run, tmp_path_factory):
-    """A one-iteration `task_tiny` heading run on the tiny pre-trained LLC."""
+    """(folder, last metrics) of a one-iteration `task_tiny` heading run on the tiny pre-trained LLC."""
     import io
 
     from rich.console import Console
@@ -120,10 +149,11 @@ def tiny_heading_run(tiny_pretrained_run, tmp_path_factory):
     from ase_jax.config import load_config
     from ase_jax.task import train
 
-    workdir = tmp_path_factory.mktemp("tiny_heading_run")
-    config = load_config("task_tiny", {"name": "heading", "llc": str(tiny_pretrained_run), "workdir": str(workdir)})
-    metrics = train(config, console=Console(file=io.StringIO()))
-    return workdir, metrics
+    def build(workdir):
+        config = load_config("task_tiny", {"name": "heading", "llc": str(tiny_pretrained_run), "workdir": str(workdir)})
+        return {k: float(v) for k, v in train(config, console=Console(file=io.StringIO())).items()}
+
+    return built_once(tmp_path_factory, "tiny_heading_run", build)
 
 
 # Ways a checkpoint folder (`.../checkpoints/N`) gets damaged, in place: a copy cut short, a

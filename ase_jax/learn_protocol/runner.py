@@ -212,7 +212,10 @@ def run(config: Config, protocol: Protocol, out: Path, console: Console, command
                 console.print(f"continuing the bench learn run in {out} at iteration {done} ({len(rows)} rows)",
                               highlight=False)
             if not rows or rows[-1]["iteration"] != done:
-                pending["start"] = jax.device_get(evaluated_part(state))  # evaluated once the evaluator has compiled
+                # Evaluated once the evaluator has compiled, on a copy (the step donates the state's
+                # buffers) that stays on the device as later rows' arguments do: a host copy would be
+                # an uncommitted argument, and jit compiles the evaluator once more for those.
+                pending["start"] = jax.tree.map(jax.numpy.copy, evaluated_part(state))
                 if jax.devices()[0].platform != "cpu":  # a GPU machine's host has cores for two compiles at once
                     pending["compiling"] = CompileAhead(evaluate, pending["start"])
             last["mark"] = time.perf_counter()

@@ -174,7 +174,7 @@ def test_heading_on_frozen_llc_end_to_end(tiny_llc, tiny_heading_run):
     assert line["control_steps"] == line["env_steps"] * load_config("task_tiny").task.llc_steps
     # The frozen low-level controller is bit-identical in the task run's checkpoint.
     llc = load_pretrained(tiny_llc)
-    ckpt = Checkpointer(tmp_path, 5)
+    ckpt = Checkpointer(tmp_path, None, read_only=True)  # the session's shared run: read, never written
     arrays, layout, _ = ckpt.restore_raw(ckpt.latest_step())
     ckpt.close()
     saved = select_subtree(arrays, layout, ".llc['params']", jax.device_get(llc.params))

@@ -57,7 +57,10 @@ runs/bench_learn) is a run folder: `checkpoints/` (one at every evaluation and a
 its start, end, best and the samples after which it came within 10 % of its best: where it stopped
 improving; rewritten at every evaluation, so a run cut short keeps its rows), `curves.png`, and
 `grid.mp4`, a 2x2 video of four of the evaluation's latents at the end (`grid.gif` where no ffmpeg
-is found; skipped with a note where rendering is not available). Rerun on the same folder, a run
+is found; skipped with a note where rendering is not available). `checkpoints/` keeps the latest
+two; `--keep_checkpoint_period=N` keeps every N-th iteration's as well, for the
+skill judge at a larger size on several checkpoints of a window (issue 33's reading: `python -m
+ase_jax.evaluate judge --checkpoint=DIR/checkpoints/N --episodes=8` on each, averaged). Rerun on the same folder, a run
 continues from its latest checkpoint (a time box, a killed run, or more `--samples`); `segments`
 in learn.json times each invocation. Same seed, same device kind: same numbers, resumed or not.
 """

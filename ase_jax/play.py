@@ -7,7 +7,8 @@ in MuJoCo's viewer when no `--video` is given.
     --latent=e3          unit vector 3 of the latent space (e0 .. e{latent_dim-1})
     --latent=random      a random unit latent drawn from --seed (the default)
     --latent=z.npy       a latent of shape (latent_dim,) from a file (normalised to unit length)
-    --grid=N             N random latents side by side, one character each (needs --video)
+    --grid=N             N random latents side by side, one character each (needs --video); for a
+                         task run, N episodes of its policy side by side, each with its own target
     --interpolate=A,B    move the latent from A to B (two of the specs above) along the sphere
 
 The environment starts from the character's default pose (no motion data needed) and, as in
@@ -39,20 +40,22 @@ VIDEO_FPS = 30  # one frame per control step
 
 
 def play_task(policy, checkpoint, task: str | None, seconds: float, video, seed: int, width: int, height: int,
-              console: Console):
-    """Plays a task run's policy (high-level controller + frozen LLC) with the task target drawn."""
+              console: Console, grid: int | None = None):
+    """Plays a task run's policy (high-level controller + frozen LLC) with the task target drawn; with
+    `grid`, that many episodes side by side (each from its own start, with its own target)."""
     if task is not None and task != policy.task_name:
         raise AseInputError(f"--task={task}: {checkpoint} is a run of task '{policy.task_name}'")
     steps = max(1, round(seconds * VIDEO_FPS))
     what = "scratch policy" if policy.low_level is None else "high-level controller"
-    console.print(f"{checkpoint} (checkpoint {policy.step}): {policy.task_name} {what}, {steps} steps at "
-                  f"{VIDEO_FPS} Hz", highlight=False, soft_wrap=True)
-    qpos, marker = task_rollout(policy, steps, seed)
+    console.print(f"{checkpoint} (checkpoint {policy.step}): {policy.task_name} {what}, {grid or 1} episode(s), "
+                  f"{steps} steps at {VIDEO_FPS} Hz", highlight=False, soft_wrap=True)
+    qpos, marker = task_rollout(policy, steps, seed, n=grid or 1)
     model = policy.env.mj_model
     if video is None:
-        render.view(model, qpos, VIDEO_FPS, target=marker)
+        render.view(model, qpos[0], VIDEO_FPS, target=marker[0])
         return None
-    frames = render.render_frames(model, qpos, width=width, height=height, target=marker)
+    tiles = [render.render_frames(model, q, width=width, height=height, target=m) for q, m in zip(qpos, marker)]
+    frames = tiles[0] if grid is None else render.grid(tiles, math.ceil(math.sqrt(len(tiles))))
     path = render.write_video(video, frames, VIDEO_FPS)
     console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {VIDEO_FPS} fps)",
                   highlight=False, soft_wrap=True)
@@ -83,10 +86,10 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
         check_latent_spec(spec)
     policy = load_for_playback(checkpoint)
     if policy.is_task:
-        if latent is not None or grid is not None or interpolate is not None:
+        if latent is not None or interpolate is not None:
             raise AseInputError(f"{checkpoint} is a task run: its high-level controller chooses the latents, "
-                                "so --latent, --grid and --interpolate do not apply")
-        return play_task(policy, checkpoint, task, seconds, video, seed, width, height, console)
+                                "so --latent and --interpolate do not apply")
+        return play_task(policy, checkpoint, task, seconds, video, seed, width, height, console, grid=grid)
     if task is not None:
         raise AseInputError(f"--task={task}: {checkpoint} is a pre-training run; give a task run "
                             f"(python -m ase_jax.task --name={task} --llc=...) to watch a task policy")
@@ -124,7 +127,8 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--seconds", type=cli.positive_float, default=10.0, help="length of the clip (default 10)")
     parser.add_argument("--video", default=None, help="write an mp4 here instead of opening the viewer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial state and random latents")
-    parser.add_argument("--grid", type=cli.positive_int, default=None, help="N random latents side by side")
+    parser.add_argument("--grid", type=cli.positive_int, default=None,
+                        help="N random latents side by side (a task run: N episodes side by side)")
     parser.add_argument("--interpolate", default=None, help="A,B: move the latent from A to B over the clip")
     parser.add_argument("--task", default=None, help="expect a run of this task (task runs are recognised without it)")
     parser.add_argument("--width", type=cli.positive_int, default=640,

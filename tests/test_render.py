@@ -135,12 +135,14 @@ def test_policy_playback_errors_that_need_the_checkpoint(tiny_checkpoint, tmp_pa
 def test_task_playback_draws_the_target(tiny_heading_run, tmp_path):
     run, _ = tiny_heading_run
     out = tmp_path / "heading.mp4"
-    assert play_main(["--checkpoint", str(run), "--task=heading", "--seconds=1", f"--width={W}", f"--height={H}",
-                      "--video", str(out)]) == 0
+    assert play_main(["--checkpoint", str(run), "--task=heading", "--grid=2", "--seconds=1", f"--width={W}",
+                      f"--height={H}", "--video", str(out)]) == 0
     video = mediapy.read_video(out)
-    assert video.shape == (30, H, W, 3)
+    assert video.shape == (30, H, 2 * W, 3)  # two episodes side by side
     red = (video[..., 0] > 150) & (video[..., 1] < 80) & (video[..., 2] < 80)
-    assert red.reshape(30, -1).sum(axis=1).min() > 5, "the heading marker is drawn in every frame"
+    for tile in (red[:, :, :W], red[:, :, W:]):
+        assert tile.reshape(30, -1).sum(axis=1).min() > 5, "each episode's heading marker is drawn in every frame"
+    assert np.abs(video[:, :, :W].astype(int) - video[:, :, W:]).mean() > 1  # their own starts and targets
 
 
 def test_task_playback_errors(tiny_checkpoint, tiny_heading_run, tmp_path, capsys):

@@ -114,25 +114,26 @@ def latent_rollout(policy, latents: np.ndarray, seed: int = 0) -> np.ndarray:
                           jax.random.PRNGKey(seed)))
 
 
-def task_rollout(policy, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(qpos (T, nq), target marker (T, 3), NaN where the task draws none) of a task run's policy
-    (`load_for_playback`) over T = `steps` control steps, the first being the initial state.
-    Compiled once per policy and length."""
+def task_rollout(policy, steps: int, seed: int = 0, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(qpos (n, T, nq), target markers (n, T, 3), NaN where the task draws none) of n episodes of a
+    task run's policy (`load_for_playback`) side by side, each from its own start and task target,
+    over T = `steps` control steps, the first being the initial state. Compiled once per policy,
+    length and n."""
     def build():
         env = policy.env
         marker = jax.vmap(env.task.marker)
 
         @jax.jit
         def run(rng):
-            start = reset_batch(env, rng, 1)
+            start = reset_batch(env, rng, n)
             act, latent = task_controller(policy, start)
             _, _, (qpos, mark) = unroll(env, start, act, steps - 1,
                                         lambda s, z: (s.data.qpos, marker(s.task, s.data)), carry=latent)
             first = (start.data.qpos[None], marker(start.task, start.data)[None])
-            return tuple(jnp.concatenate([a, b])[:, 0] for a, b in zip(first, (qpos, mark)))
+            return tuple(jnp.concatenate([a, b]).swapaxes(0, 1) for a, b in zip(first, (qpos, mark)))
 
         return policy, run  # the entry keeps the policy alive, so its id is not reused while cached
 
-    _, run = _PLAYBACK.get(("task", id(policy), steps), build)
+    _, run = _PLAYBACK.get(("task", id(policy), steps, n), build)
     qpos, mark = run(jax.random.PRNGKey(seed))
     return np.asarray(qpos), np.asarray(mark)

@@ -145,6 +145,30 @@ def test_task_playback_draws_the_target(tiny_heading_run, tmp_path):
     assert np.abs(video[:, :, :W].astype(int) - video[:, :, W:]).mean() > 1  # their own starts and targets
 
 
+
+@needs_gl
+def test_task_playback_without_grid_is_one_episode_at_full_size(tiny_heading_run, tmp_path, monkeypatch):
+    """Without --grid a task run plays one episode, one tile of the full size. The MJX rollout is
+    replaced by the model's rest pose (the rollout itself is the test above's: a second compiled
+    program would add minutes to the suite), so this checks what play does with one episode."""
+    import ase_jax.play as play_module
+
+    run, _ = tiny_heading_run
+    asked = []
+
+    def rest_pose(policy, steps, seed=0, n=1):
+        asked.append(n)
+        model = policy.env.mj_model
+        return np.broadcast_to(model.qpos0, (n, steps, model.nq)).copy(), np.zeros((n, steps, 3))
+
+    monkeypatch.setattr(play_module, "task_rollout", rest_pose)
+    out = tmp_path / "one.mp4"
+    assert play_main(["--checkpoint", str(run), "--seconds=1", f"--width={W}", f"--height={H}",
+                      "--video", str(out)]) == 0
+    assert asked == [1]
+    assert mediapy.read_video(out).shape == (30, H, W, 3)
+
+
 def test_task_playback_errors(tiny_checkpoint, tiny_heading_run, tmp_path, capsys):
     run, _ = tiny_heading_run
     video = ["--video", str(tmp_path / "x.mp4")]

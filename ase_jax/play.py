@@ -22,7 +22,6 @@ target; strike: the target box is part of the scene).
 
 from __future__ import annotations
 
-import math
 import sys
 
 from ase_jax import render  # first: picks the headless GL backend before mujoco is imported
@@ -37,6 +36,15 @@ from ase_jax.inference.latents import check_latent_spec, parse_latent, slerp  # 
 from ase_jax.inference.rollout import latent_rollout, load_for_playback, task_rollout  # noqa: E402
 
 VIDEO_FPS = 30  # one frame per control step
+
+
+def write_tiles(video, tiles, console: Console):
+    """Writes the characters' videos (one, or several tiled in a square grid) at VIDEO_FPS; its path."""
+    frames = render.grid(tiles)
+    path = render.write_video(video, frames, VIDEO_FPS)
+    console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {VIDEO_FPS} fps)",
+                  highlight=False, soft_wrap=True)
+    return path
 
 
 def play_task(policy, checkpoint, task: str | None, seconds: float, video, seed: int, width: int, height: int,
@@ -54,12 +62,8 @@ def play_task(policy, checkpoint, task: str | None, seconds: float, video, seed:
     if video is None:
         render.view(model, qpos[0], VIDEO_FPS, target=marker[0])
         return None
-    tiles = [render.render_frames(model, q, width=width, height=height, target=m) for q, m in zip(qpos, marker)]
-    frames = tiles[0] if grid is None else render.grid(tiles, math.ceil(math.sqrt(len(tiles))))
-    path = render.write_video(video, frames, VIDEO_FPS)
-    console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {VIDEO_FPS} fps)",
-                  highlight=False, soft_wrap=True)
-    return path
+    return write_tiles(video, [render.render_frames(model, q, width=width, height=height, target=m)
+                               for q, m in zip(qpos, marker)], console)
 
 
 def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=None, seed: int = 0,
@@ -111,12 +115,7 @@ def play(checkpoint, latent: str | None = None, seconds: float = 10.0, video=Non
     if video is None:
         render.view(model, qpos[0], VIDEO_FPS)
         return None
-    tiles = [render.render_frames(model, q, width=width, height=height) for q in qpos]
-    frames = tiles[0] if grid is None else render.grid(tiles, math.ceil(math.sqrt(len(tiles))))
-    path = render.write_video(video, frames, VIDEO_FPS)
-    console.print(f"wrote {path} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]}, {VIDEO_FPS} fps)",
-                  highlight=False, soft_wrap=True)
-    return path
+    return write_tiles(video, [render.render_frames(model, q, width=width, height=height) for q in qpos], console)
 
 
 def build_parser() -> cli.Parser:

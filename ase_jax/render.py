@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes.util
 import importlib
+import math
 import os
 import shutil
 import sys
@@ -153,14 +154,17 @@ def render_frames(model: mujoco.MjModel, qpos_seq, width: int = 640, height: int
     return frames
 
 
-def grid(frames_list, cols: int) -> np.ndarray:
-    """Tiles videos of equal shape (T, H, W, 3) into rows of `cols`; empty tiles are black."""
+def grid(frames_list, cols: int | None = None) -> np.ndarray:
+    """Tiles videos of equal shape (T, H, W, 3) into rows of `cols` (default: the smallest square that
+    holds them); empty tiles are black. One video comes back as it is."""
     frames_list = [np.asarray(f) for f in frames_list]
     if not frames_list:
         raise ValueError("grid needs at least one video")
     shape = frames_list[0].shape
     if any(f.shape != shape for f in frames_list):
         raise ValueError(f"grid needs videos of one shape, got {sorted({f.shape for f in frames_list})}")
+    if cols is None:
+        cols = math.ceil(math.sqrt(len(frames_list)))
     cols = max(1, min(cols, len(frames_list)))
     rows = -(-len(frames_list) // cols)
     t, h, w, c = shape

@@ -85,7 +85,8 @@ def test_policy_playback_video(tiny_checkpoint, tmp_path):
     assert play_main(["--checkpoint", str(tiny_checkpoint), "--latent=e3", "--seconds=1", *size,
                       "--video", str(out)]) == 0
     assert mediapy.read_video(out).shape == (30, H, W, 3)
-    # A checkpoint folder, and interpolation towards a latent from a file (reuses the compiled step).
+    # A checkpoint folder, and interpolation towards a latent from a file, at a length of its own (the
+    # only check of the MJX player's frame count for another length than 1 s: a program of its own).
     z = tmp_path / "z.npy"
     np.save(z, np.ones(64, np.float32))
     out = tmp_path / "interp.mp4"
@@ -143,7 +144,6 @@ def test_task_playback_draws_the_target(tiny_heading_run, tmp_path):
     for tile in (red[:, :, :W], red[:, :, W:]):
         assert tile.reshape(30, -1).sum(axis=1).min() > 5, "each episode's heading marker is drawn in every frame"
     assert np.abs(video[:, :, :W].astype(int) - video[:, :, W:]).mean() > 1  # their own starts and targets
-
 
 
 @needs_gl

@@ -285,4 +285,4 @@ def write_video(model, qpos: np.ndarray, path, fps: float, width: int = 320, hei
     from ase_jax import render
 
     tiles = [render.render_frames(model, q, width=width, height=height) for q in qpos]
-    return render.write_video(path, render.grid(tiles, math.ceil(math.sqrt(len(tiles)))), fps)
+    return render.write_video(path, render.grid(tiles), fps)

@@ -1,7 +1,13 @@
 """The memory and cost plan (ase_jax/plan.py): XLA's analysis of the compiled training step,
 extrapolated in num_envs from two probes and checked against a direct compile (the toy env's
-step); `pretrain`'s refusal, on the tiny humanoid, of a num_envs that does not fit a (faked, small)
-device, before it allocates; `bench plan`'s table."""
+step); `pretrain`'s refusal of a num_envs that does not fit a (faked, small) device, before it
+allocates; `bench plan`'s table; pretrain training with the step its check compiled (the tiny
+humanoid's).
+
+The refusal and the table run the `tiny` config on the toy env (the commands' env replaced): the plan
+is the same code for every env, and the tiny humanoid's probes at 2 and 4 envs were two cold
+compiles of 2-3 minutes each that no other test needs (the 4-env step is the training step every
+tiny run compiles; the test that checks pretrain's use of it shares it)."""
 
 from __future__ import annotations
 
@@ -10,15 +16,26 @@ import numpy as np
 import pytest
 
 from ase_jax import bench, plan, pretrain, training_setup
+from ase_jax.agents.ase.train import make_train_fns
 from ase_jax.config import load_config
 from ase_jax.errors import AseInputError
 from ase_jax.env.toy import ToyEnv, toy_config
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(tiny_pretrained_run):
+    """(the tiny config, its env). After the session's tiny run: its training step is in the
+    compilation cache, and pretrain's check compiles that same program ahead of time."""
     config = load_config("tiny", {})
     return config, training_setup.compiled_train_fns(config)[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_on_toy():
+    """(the tiny config, the toy env, pretrain's build of it): the commands' env replaced by the toy
+    env (the probes of one env object are compiled once per process, plan's cache)."""
+    config, env = load_config("tiny", {}), ToyEnv()
+    return config, env, lambda cfg: (env, None, make_train_fns(cfg, env))
 
 
 @pytest.mark.timeout(600)
@@ -49,13 +66,13 @@ def test_plan_grows_with_envs_and_matches_a_direct_compile():
     assert line.largest_fitting(line.low.needed_bytes / 2, 16) == 0
 
 
-@pytest.mark.timeout(1500)
-def test_oversized_num_envs_is_refused_in_one_line_before_allocating(tiny, monkeypatch, capsys, tmp_path):
-    """pretrain on a (faked, small) device that holds 2 tiny envs: its compile of the step says the
+@pytest.mark.timeout(600)
+def test_oversized_num_envs_is_refused_in_one_line_before_allocating(tiny_on_toy, monkeypatch, capsys, tmp_path):
+    """pretrain on a (faked, small) device that holds 2 envs: its compile of the step says the
     config's 4 do not fit; one line, exit 1, no run folder, the training loop never reached, and the
-    largest count that fits named from the probes' line (2 and 4 envs: the programs pretrain compiles
-    again come from the persistent cache)."""
-    config, env = tiny
+    largest count that fits named from the probes' line (2 and 4 envs)."""
+    config, env, build = tiny_on_toy
+    monkeypatch.setattr(pretrain, "compiled_train_fns", build)
     line = plan.linear_plan(config, env)
     free = int(line.at(2).needed_bytes / plan.FIT_MARGIN) + 1  # a device that holds 2 tiny envs
     monkeypatch.setattr(plan, "free_device_memory", lambda: free)
@@ -99,8 +116,9 @@ def test_a_step_that_fits_is_trained_with_the_compile_of_the_check(tiny):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.timeout(1500)
-def test_bench_plan_prints_the_table(tiny, capsys):
+@pytest.mark.timeout(600)
+def test_bench_plan_prints_the_table(tiny_on_toy, monkeypatch, capsys):
+    monkeypatch.setattr(training_setup, "compiled_train_fns", tiny_on_toy[2])
     assert bench.main(["plan", "--config=tiny", "--sizes=2,4,8"]) == 0
     out = capsys.readouterr().out
     assert "needed per device" in out and "GFLOP per iteration" in out

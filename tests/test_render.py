@@ -85,14 +85,41 @@ def test_policy_playback_video(tiny_checkpoint, tmp_path):
     assert play_main(["--checkpoint", str(tiny_checkpoint), "--latent=e3", "--seconds=1", *size,
                       "--video", str(out)]) == 0
     assert mediapy.read_video(out).shape == (30, H, W, 3)
-    # A checkpoint folder, and interpolation towards a latent from a file, at a length of its own (the
-    # only check of the MJX player's frame count for another length than 1 s: a program of its own).
+    # A checkpoint folder, and interpolation towards a latent from a file: the latents are the
+    # rollout's input, so the same compiled program plays them.
     z = tmp_path / "z.npy"
     np.save(z, np.ones(64, np.float32))
     out = tmp_path / "interp.mp4"
     assert play_main(["--checkpoint", str(tiny_checkpoint / "checkpoints" / "1"), f"--interpolate=e0,{z}",
-                      "--seconds=0.5", *size, "--video", str(out)]) == 0
+                      "--seconds=1", *size, "--video", str(out)]) == 0
+    assert mediapy.read_video(out).shape == (30, H, W, 3)
+
+
+@needs_gl
+def test_policy_playback_of_another_length(tiny_checkpoint, tmp_path, monkeypatch):
+    """0.5 s plays 15 frames under 15 latents at 30 Hz, the first e0 and the last the file's (unit)
+    latent. The MJX rollout is replaced by the rest pose (each length is a compiled
+    program of its own: minutes of the suite for a count of frames)."""
+    import ase_jax.play as play_module
+
+    asked = []
+
+    def rest_pose(policy, latents, seed=0):
+        asked.append(np.asarray(latents))
+        model = policy.env.mj_model
+        return np.broadcast_to(model.qpos0, latents.shape[:2] + (model.nq,)).copy()
+
+    monkeypatch.setattr(play_module, "latent_rollout", rest_pose)
+    z = tmp_path / "z.npy"
+    np.save(z, np.ones(64, np.float32) / 8)
+    out = tmp_path / "interp.mp4"
+    assert play_main(["--checkpoint", str(tiny_checkpoint), f"--interpolate=e0,{z}", "--seconds=0.5",
+                      f"--width={W}", f"--height={H}", "--video", str(out)]) == 0
     assert mediapy.read_video(out).shape == (15, H, W, 3)
+    (latents,) = asked
+    assert latents.shape == (1, 15, 64)
+    np.testing.assert_allclose(latents[0, 0], np.eye(64)[0], atol=1e-6)
+    np.testing.assert_allclose(latents[0, -1], np.ones(64) / 8, atol=1e-6)
 
 
 @needs_gl

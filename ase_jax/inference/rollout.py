@@ -78,16 +78,17 @@ def task_controller(policy, start) -> tuple[StepPolicy, jax.Array]:
 _PLAYBACK = CompileCache("playback rollouts", max_entries=4)
 
 
-def load_for_playback(checkpoint):
+def load_for_playback(checkpoint, what: str = "the MJX playback"):
     """The policy of a run folder or checkpoint folder (`inference.policy.Policy`) in its env with the
-    playback overrides, loaded once per process."""
+    playback overrides, loaded once per process (`what` needs it: named where the source is an
+    export folder)."""
     from ase_jax.checkpoint import find_checkpoint
     from ase_jax.errors import AseInputError
     from ase_jax.inference.policy_loading import is_export_folder, load_policy
 
     if is_export_folder(checkpoint):
-        raise AseInputError(f"{checkpoint}: an export folder; it plays in C MuJoCo (--engine=mujoco), the MJX "
-                            "playback needs the run folder")
+        raise AseInputError(f"{checkpoint}: an export folder; it plays in C MuJoCo (--engine=mujoco), {what} "
+                            "needs the run folder")
     key = ("policy",) + tuple(map(str, find_checkpoint(checkpoint)))
     return _PLAYBACK.get(key, lambda: load_policy(checkpoint, purpose="play"))
 

@@ -74,7 +74,8 @@ import numpy as np
 from ase_jax import quat
 from ase_jax.agents.ase.networks import sample_latents
 from ase_jax.errors import AseInputError
-from ase_jax.inference.rollout import StepPolicy, reset_batch, unroll
+from ase_jax.compile_cache import CompileCache
+from ase_jax.inference.rollout import StepPolicy, load_for_playback, reset_batch, unroll
 from ase_jax.inference.skill_metrics import PoseReference
 
 SETTLE_SECONDS = 1.0  # not measured: leaving the standing pose; at most a fifth of the episode
@@ -294,17 +295,22 @@ def judge(records: dict, plan: Plan, clip_names, close: float = CLOSE_POSE_ERROR
 # --- the judge of a saved run -----------------------------------------------------------------
 
 
+# The judge's rollouts, compiled once per process for a loaded run and the judge's sizes (a notebook
+# or a test judges the same run again).
+_JUDGE_RUNS = CompileCache("skill judge rollouts", max_entries=2)
+
+
 def judge_checkpoint(checkpoint, motions=None, num_latents: int = 16, episodes: int = 4, seconds: float = 6.0,
                      seed: int = 0, settle_seconds: float = SETTLE_SECONDS, window_seconds: float = WINDOW_SECONDS,
                      close: float = CLOSE_POSE_ERROR) -> dict:
     """The judge of a pre-training run's checkpoint: N x K characters from the standing pose
     (playback's env: no fallen starts, no time-out) for `seconds` each."""
     from ase_jax.package_data import resolve_path
-    from ase_jax.inference.policy_loading import load_policy
     from ase_jax.motions.dataset import load_dataset
 
     check_sizes(num_latents, episodes)
-    pretrained = load_policy(checkpoint, purpose="play").pretraining_model("the skill judge")
+    policy = load_for_playback(checkpoint, "the skill judge")
+    pretrained = policy.pretraining_model("the skill judge")
     if pretrained.config.ase.latent_dim == 0:
         raise AseInputError(f"{checkpoint}: a plain AMP run (latent_dim 0) has no latents to judge")
     env = pretrained.env
@@ -313,16 +319,24 @@ def judge_checkpoint(checkpoint, motions=None, num_latents: int = 16, episodes: 
     k_plan, k_reset = jax.random.split(jax.random.PRNGKey(seed))
     plan = plan_episodes(k_plan, num_latents, episodes, pretrained.config.ase.latent_dim, steps, env.control_dt,
                          action_noise_std(pretrained.config), settle_seconds, window_seconds)
-    pose = PoseReference.of(env, dataset)
 
-    @jax.jit
-    def run(key):
-        record = lambda s, _: (s.next_amp_obs[:, :2], s.done, s.data.qpos[:, :7])
-        start = reset_batch(env, key, plan.num_episodes)
-        pairs, done, root = unroll(env, start, judge_policy(pretrained.action, plan), steps, record)[2]
-        return episode_records(pairs, done, root, pose, plan)
+    def build():
+        pose = PoseReference.of(env, dataset)
 
-    result = judge(run(k_reset), plan, [c.name for c in dataset.clips], close)
+        @jax.jit
+        def run(params, obs_norm, key):  # the networks as arguments: another checkpoint of the run is the same program
+            model = dataclasses.replace(pretrained, params=params, obs_norm=obs_norm)
+            record = lambda s, _: (s.next_amp_obs[:, :2], s.done, s.data.qpos[:, :7])
+            start = reset_batch(env, key, plan.num_episodes)
+            pairs, done, root = unroll(env, start, judge_policy(model.action, plan), steps, record)[2]
+            return episode_records(pairs, done, root, pose, plan)
+
+        return policy, run  # the entry keeps the policy alive, so its id is not reused while cached
+
+    key = (id(policy), str(dataset.path), num_latents, episodes, steps, seed, settle_seconds, window_seconds)
+    _, run = _JUDGE_RUNS.get(key, build)
+    records = run(pretrained.params, pretrained.obs_norm, k_reset)
+    result = judge(records, plan, [c.name for c in dataset.clips], close)
     result.update({"checkpoint": str(checkpoint), "step": pretrained.step, "motions": str(dataset.path),
                    "seconds": steps * env.control_dt, "seed": seed})
     return result

@@ -43,6 +43,26 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+# The order in which the two test processes get the test files (pytest-xdist hands out whole files
+# in collection order: `--dist loadfile --no-loadscope-reorder` in pyproject.toml). Its default
+# ordered files by their number of tests, so both processes started on a file that compiles the
+# tiny humanoid's training step (test_bench_learn, test_corrupt_readers) and compiled it twice at
+# once, about 200 s of one core (BENCHMARKS.md, "Tests"). Here the longest files go first (fewer
+# minutes with one process idle at the end), the first two not sharing programs: test_render builds
+# the session's tiny runs while test_env and test_amp compile their own programs, and the files that
+# use the tiny step come after them. Files not named keep their order, after these.
+FIRST_FILES = ("test_render", "test_env", "test_bench_learn", "test_amp", "test_corrupt_readers", "test_perturb",
+               "test_warp", "test_skill_judge", "test_termination", "test_reliability", "test_pretrain",
+               "test_toy_learning", "test_tasks", "test_skill_levers", "test_play_mujoco", "test_notebooks",
+               "test_plan", "test_stop_resume", "test_value_clamp", "test_install", "test_motion_library",
+               "test_bvh_import", "test_distributed", "test_character")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(FIRST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: a file's tests keep their order
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """Drops jax's compiled programs after each test module. XLA:CPU keeps every executable's code

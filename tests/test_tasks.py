@@ -208,7 +208,6 @@ def test_task_playback_uses_the_llc_it_was_trained_with(tiny_pretrained_run, tmp
     import io
     import shutil
 
-    import orbax.checkpoint as ocp
     from rich.console import Console
 
     from ase_jax.inference.task_policy import load_task_policy
@@ -224,8 +223,7 @@ def test_task_playback_uses_the_llc_it_was_trained_with(tiny_pretrained_run, tmp
     step = checkpointer.latest_step()
     arrays, layout, config = checkpointer.restore_raw(step)
     moved = {k: v + 0.01 if np.issubdtype(np.asarray(v).dtype, np.floating) else v for k, v in arrays.items()}
-    checkpointer.manager.save(step + 1, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(moved), config=ocp.args.JsonSave(config), layout=ocp.args.JsonSave(layout)))
+    checkpointer.save_raw(step + 1, moved, layout, config)
     checkpointer.wait()
     checkpointer.close()
     continued = load_pretrained(llc_dir)

@@ -57,6 +57,10 @@ class Checkpointer:
         leaves = leaves_by_path(distributed.gather_device_axis(state))  # all devices of all processes
         layout = {"format": FORMAT, "leaves": {path: leaf_spec(leaf) for path, leaf in leaves.items()}}
         arrays = {path: np.asarray(leaf) for path, leaf in leaves.items() if np.size(leaf) > 0}
+        self.save_raw(step, arrays, layout, config)
+
+    def save_raw(self, step: int, arrays: dict, layout: dict, config: dict) -> None:
+        """Writes arrays by tree path with their layout and config, as `restore_raw` returns them."""
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(arrays),
                                                         config=ocp.args.JsonSave(config),
                                                         layout=ocp.args.JsonSave(layout)))
